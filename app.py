@@ -1,0 +1,96 @@
+"""MemoryBot's entry point: wiring only.
+
+`create_app` takes its store and model from the caller (tests hand in their own); `main` builds
+them from the settings, logs one line naming what is in use, and serves until SIGTERM or Ctrl-C,
+when the app's cleanup closes the store and the model client.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from aiohttp import web
+
+from bots import MemoryBot, create_adapter, messages_handler
+from config import ConfigError, Settings, load_settings
+from memory import ConversationMemory, MemoryStore
+from memory.sqlite_store import SQLiteStore
+from model_client import ChatModel, create_chat_model
+
+log = logging.getLogger("memorybot")
+
+
+def create_app(settings: Settings, store: MemoryStore, model: ChatModel) -> web.Application:
+    memory = ConversationMemory(
+        store, system_prompt=settings.system_prompt, max_messages=settings.memory_max_messages
+    )
+    bot = MemoryBot(memory, model)
+    adapter = create_adapter(settings)
+
+    app = web.Application(client_max_size=settings.max_request_bytes)
+    app.router.add_post("/api/messages", messages_handler(adapter, bot))
+    app.router.add_get("/healthz", _healthz)
+
+    async def open_store(_: web.Application) -> None:
+        await store.open()
+
+    async def close_clients(_: web.Application) -> None:
+        try:
+            await model.close()
+        finally:
+            await store.close()
+
+    app.on_startup.append(open_store)
+    app.on_cleanup.append(close_clients)
+    return app
+
+
+def create_store(settings: Settings) -> MemoryStore:
+    if settings.memory_store == "cosmos":
+        from memory.cosmos_store import CosmosStore
+
+        return CosmosStore(
+            settings.cosmos_endpoint,
+            key=settings.cosmos_key or None,
+            database=settings.cosmos_database,
+            container=settings.cosmos_container,
+            verify_tls=settings.cosmos_verify_tls,
+            create_if_missing=settings.cosmos_create_if_missing,
+            ttl_seconds=settings.memory_ttl_days * 86_400,
+        )
+    return SQLiteStore(settings.sqlite_path)
+
+
+async def _healthz(_: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def main() -> int:
+    try:
+        settings = load_settings()
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    store = create_store(settings)
+    model = create_chat_model(settings)
+    auth = "Bot Framework tokens required" if settings.auth_enabled else "no auth (Emulator mode)"
+    log.info(
+        "MemoryBot on http://%s:%d/api/messages; store: %s; model: %s; %s",
+        settings.host,
+        settings.port,
+        store.describe(),
+        model.describe(),
+        auth,
+    )
+    web.run_app(
+        create_app(settings, store, model), host=settings.host, port=settings.port, print=None
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

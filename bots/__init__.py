@@ -1,0 +1,11 @@
+"""Bots: everything that knows about Teams and Bot Framework activities.
+
+Knows nothing of Cosmos DB or SQLite: it talks to memory through `ConversationMemory` and to the
+model through `ChatModel`. botbuilder stays inside this room and `app.py`.
+"""
+
+from bots.http import create_adapter, messages_handler
+from bots.identity import memory_key_for
+from bots.memory_bot import MemoryBot
+
+__all__ = ["MemoryBot", "create_adapter", "memory_key_for", "messages_handler"]

@@ -1,0 +1,67 @@
+"""Who is speaking: the memory key for an activity.
+
+Personal chat in Teams: the tenant id plus the user's AAD object id, which stay the same across
+devices and conversations. The Emulator and other channels have no AAD id: channel id plus
+`from.id`, never a display name. Group chats and channels get a memory of the conversation, so
+what someone told the bot in private never surfaces in front of a group.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+from urllib.parse import quote
+
+from botbuilder.schema import Activity
+
+GROUP_CONVERSATION_TYPES = frozenset({"groupChat", "channel"})
+
+
+def memory_key_for(activity: Activity) -> str | None:
+    """The memory key for whoever (or whichever conversation) sent `activity`, if it can be told."""
+    conversation = activity.conversation
+    sender = activity.from_property
+    channel = activity.channel_id or ""
+    if conversation is None or not conversation.id:
+        return None
+    if conversation.conversation_type in GROUP_CONVERSATION_TYPES:
+        # Teams gives every channel thread its own ";messageid=" suffix; the channel is one memory.
+        conversation_id = conversation.id.split(";messageid=")[0]
+        return _key("conversation", channel, conversation_id)
+    tenant = tenant_id_of(activity)
+    aad_object_id = getattr(sender, "aad_object_id", None) if sender else None
+    if tenant and aad_object_id:
+        return _key("user", _canonical(tenant), _canonical(aad_object_id))
+    if sender is None or not sender.id:
+        return None
+    return _key("channel", channel, sender.id)
+
+
+def tenant_id_of(activity: Activity) -> str | None:
+    """The Teams tenant, from the conversation or, failing that, from channelData."""
+    conversation = activity.conversation
+    if conversation is not None:
+        # Teams spells it "tenantId"; botbuilder's schema maps only "tenantID".
+        extra = conversation.additional_properties or {}
+        tenant = conversation.tenant_id or extra.get("tenantId")
+        if isinstance(tenant, str) and tenant:
+            return tenant
+    channel_data: Any = activity.channel_data
+    if isinstance(channel_data, dict):
+        tenant = channel_data.get("tenant")
+        if isinstance(tenant, dict) and isinstance(tenant.get("id"), str) and tenant["id"]:
+            return str(tenant["id"])
+    return None
+
+
+def _canonical(identifier: str) -> str:
+    """GUIDs compare case-insensitively; anything else is kept exactly as sent."""
+    try:
+        return str(uuid.UUID(identifier))
+    except ValueError:
+        return identifier
+
+
+def _key(kind: str, *parts: str) -> str:
+    # Percent-encoding each part keeps the separator unambiguous: no two sources share a key.
+    return "/".join([kind, *(quote(part, safe="") for part in parts)])

@@ -1,0 +1,21 @@
+"""Memory: everything about remembering a person (records, trimming, prompts, stores).
+
+This room knows nothing of Teams or Bot Framework: it takes an opaque memory key and plain
+messages, and hands back plain chat messages for the model.
+"""
+
+from memory.conversation import ConversationMemory
+from memory.errors import StoreConflict, StoreError, StoreUnavailable
+from memory.records import ChatMessage, ConversationRecord, Message
+from memory.store import MemoryStore
+
+__all__ = [
+    "ChatMessage",
+    "ConversationMemory",
+    "ConversationRecord",
+    "MemoryStore",
+    "Message",
+    "StoreConflict",
+    "StoreError",
+    "StoreUnavailable",
+]

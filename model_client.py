@@ -1,0 +1,245 @@
+"""The model client: the only module that imports `openai`.
+
+Three kinds behind one small interface: Azure OpenAI (API key, or Entra ID when no key is set),
+any OpenAI-compatible server (OpenAI, Ollama, vLLM, LM Studio), and an offline model that needs
+no network. Each failure becomes a `ModelError` whose `user_message` is one sentence a person can
+read; retries with back-off (honouring Retry-After) are the `openai` client's own.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+import openai
+
+from config import Settings
+
+log = logging.getLogger(__name__)
+
+Prompt = Sequence[Mapping[str, str]]
+AZURE_OPENAI_SCOPE = "https://cognitiveservices.azure.com/.default"
+
+
+class ModelError(Exception):
+    """The model could not answer; `user_message` says so in words a person can act on."""
+
+    user_message = "I couldn't reach the AI service just now."
+
+
+class ModelTimeout(ModelError):
+    user_message = "The AI service took too long to answer."
+
+
+class ModelBusy(ModelError):
+    user_message = "The AI service is busy right now (too many requests)."
+
+
+class ModelUnavailable(ModelError):
+    user_message = "The AI service is unavailable at the moment."
+
+
+class ModelRefused(ModelError):
+    user_message = "The AI service's content filter declined to answer that message."
+
+
+class ModelMisconfigured(ModelError):
+    user_message = (
+        "The AI service rejected the bot's configuration; an administrator needs to check it."
+    )
+
+
+class ModelBadAnswer(ModelError):
+    user_message = "The AI service sent back an answer I couldn't read."
+
+
+class ChatModel(Protocol):
+    def describe(self) -> str:
+        """A short, secret-free description for the start-up log line."""
+
+    async def complete(self, messages: Prompt) -> str:
+        """The model's whole answer to `messages`."""
+
+    def stream(self, messages: Prompt) -> AsyncIterator[str]:
+        """The model's answer as it is generated, in pieces."""
+
+    async def close(self) -> None:
+        """Release the HTTP client and credentials; safe to call twice."""
+
+
+class OpenAIChatModel:
+    """Azure OpenAI or an OpenAI-compatible server, through one reused `openai` client."""
+
+    def __init__(
+        self,
+        client: openai.AsyncOpenAI,
+        model: str,
+        description: str,
+        on_close: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self._client = client
+        self._model = model
+        self._description = description
+        self._on_close = on_close
+
+    def describe(self) -> str:
+        return self._description
+
+    async def complete(self, messages: Prompt) -> str:
+        with _translated_errors():
+            response = await self._client.chat.completions.create(
+                model=self._model, messages=_as_params(messages)
+            )
+        if not response.choices:
+            raise ModelBadAnswer("the response has no choices")
+        choice = response.choices[0]
+        if choice.finish_reason == "content_filter":
+            raise ModelRefused("finish_reason content_filter")
+        content = choice.message.content
+        if not content:
+            raise ModelBadAnswer("the response has no text")
+        return content
+
+    async def stream(self, messages: Prompt) -> AsyncIterator[str]:
+        with _translated_errors():
+            chunks = await self._client.chat.completions.create(
+                model=self._model, messages=_as_params(messages), stream=True
+            )
+            async for chunk in chunks:
+                if not chunk.choices:
+                    continue
+                choice = chunk.choices[0]
+                if choice.finish_reason == "content_filter":
+                    raise ModelRefused("finish_reason content_filter")
+                if choice.delta.content:
+                    yield choice.delta.content
+
+    async def close(self) -> None:
+        await self._client.close()
+        if self._on_close is not None:
+            on_close, self._on_close = self._on_close, None
+            await on_close()
+
+
+class OfflineModel:
+    """Answers without any AI service, so the bot runs with nothing configured.
+
+    Every reply says it comes from the offline model and how to configure a real one, and shows
+    that memory works by counting and quoting what this person said before.
+    """
+
+    NOTICE = (
+        "(Offline model: no AI service is configured, so I can't really answer. Set "
+        "AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_DEPLOYMENT, or OPENAI_BASE_URL and OPENAI_MODEL, "
+        "to use a real model.)"
+    )
+
+    def describe(self) -> str:
+        return "offline (no AI service configured)"
+
+    async def complete(self, messages: Prompt) -> str:
+        earlier = [m["content"] for m in messages[:-1] if m["role"] == "user"]
+        if not earlier:
+            memory = "This is the first message of yours I have."
+        else:
+            count = len(earlier)
+            noun = "message" if count == 1 else "messages"
+            memory = (
+                f"I remember {count} earlier {noun} of yours; the most recent was: "
+                f"\u201c{_shorten(earlier[-1])}\u201d"
+            )
+        return f"{memory}\n\n{self.NOTICE}"
+
+    async def stream(self, messages: Prompt) -> AsyncIterator[str]:
+        yield await self.complete(messages)
+
+    async def close(self) -> None:
+        return None
+
+
+def create_chat_model(settings: Settings) -> ChatModel:
+    """The model the settings ask for; one per process, closed at shutdown."""
+    if settings.model_kind == "offline":
+        return OfflineModel()
+    timeout = openai.Timeout(settings.model_timeout_seconds, connect=10.0)
+    if settings.model_kind == "openai-compatible":
+        client = openai.AsyncOpenAI(
+            api_key=settings.openai_api_key or "not-needed",
+            base_url=settings.openai_base_url or None,
+            timeout=timeout,
+            max_retries=settings.model_max_retries,
+        )
+        where = settings.openai_base_url or "api.openai.com"
+        return OpenAIChatModel(client, settings.openai_model, f"{settings.openai_model} at {where}")
+
+    on_close: Callable[[], Awaitable[None]] | None = None
+    auth: dict[str, Any]
+    if settings.azure_openai_api_key:
+        auth = {"api_key": settings.azure_openai_api_key}
+        how = "key"
+    else:
+        from azure.identity.aio import DefaultAzureCredential, get_bearer_token_provider
+
+        credential = DefaultAzureCredential()
+        auth = {"azure_ad_token_provider": get_bearer_token_provider(credential, AZURE_OPENAI_SCOPE)}
+        on_close = credential.close
+        how = "Entra ID"
+    azure = openai.AsyncAzureOpenAI(
+        azure_endpoint=settings.azure_openai_endpoint,
+        api_version=settings.azure_openai_api_version,
+        timeout=timeout,
+        max_retries=settings.model_max_retries,
+        **auth,
+    )
+    deployment = settings.azure_openai_deployment
+    description = f"Azure OpenAI deployment {deployment} at {settings.azure_openai_endpoint} ({how})"
+    return OpenAIChatModel(azure, deployment, description, on_close)
+
+
+@contextmanager
+def _translated_errors() -> Iterator[None]:
+    """Turns the `openai` client's exceptions into ModelError subclasses, keeping the cause."""
+    try:
+        yield
+    except ModelError:
+        raise
+    except Exception as error:
+        translated = _translate(error)
+        if translated is None:
+            raise
+        raise translated from error
+
+
+def _translate(error: Exception) -> ModelError | None:
+    if isinstance(error, openai.APITimeoutError):
+        return ModelTimeout("timed out")
+    if isinstance(error, openai.RateLimitError):
+        return ModelBusy("429 after retries")
+    if isinstance(error, openai.BadRequestError) and _is_content_filter(error):
+        return ModelRefused("content filter")
+    if isinstance(error, openai.AuthenticationError | openai.PermissionDeniedError):
+        return ModelMisconfigured(f"HTTP {error.status_code}")
+    if isinstance(error, openai.NotFoundError):
+        return ModelMisconfigured("model or deployment not found")
+    if isinstance(error, openai.APIStatusError):
+        return ModelUnavailable(f"HTTP {error.status_code}")
+    if isinstance(error, openai.APIConnectionError):
+        return ModelUnavailable("connection failed")
+    if isinstance(error, openai.APIResponseValidationError | ValueError):
+        return ModelBadAnswer(type(error).__name__)
+    return None
+
+
+def _is_content_filter(error: openai.BadRequestError) -> bool:
+    return error.code == "content_filter" or "content_filter" in str(error.body or "")
+
+
+def _as_params(messages: Prompt) -> Any:
+    return [{"role": m["role"], "content": m["content"]} for m in messages]
+
+
+def _shorten(text: str, limit: int = 200) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "\u2026"

@@ -1,0 +1,100 @@
+"""One behaviour suite for the store interface, run against every backend with the same asserts."""
+
+import asyncio
+
+import pytest
+
+from memory import ConversationMemory, ConversationRecord, MemoryStore
+from tests.conftest import StoreFactory
+
+pytestmark = pytest.mark.integration
+
+AWKWARD_KEYS = [
+    "user/tenant/with/slashes",
+    "back\\slash",
+    "question?mark",
+    "hash#tag",
+    "mixed/\\?#all",
+    "Ünïcödé/ключ/鍵",
+    "x" * 300,
+    "x" * 299 + "y",
+    "Case",
+    "case",
+]
+
+
+def memory_on(store: MemoryStore, max_messages: int = 20) -> ConversationMemory:
+    return ConversationMemory(store, system_prompt="system", max_messages=max_messages)
+
+
+async def test_a_turn_round_trips(store_factory: StoreFactory) -> None:
+    memory = memory_on(await store_factory())
+    await memory.remember("k", "I work on Project Falcon", "Noted.")
+    record = await memory.recall("k")
+    assert [(m.role, m.content) for m in record.messages] == [
+        ("user", "I work on Project Falcon"),
+        ("assistant", "Noted."),
+    ]
+    assert record.updated_at is not None
+
+
+async def test_an_unknown_key_is_an_empty_record(store_factory: StoreFactory) -> None:
+    store = await store_factory()
+    assert await store.load("nobody") == ConversationRecord(key="nobody")
+
+
+async def test_trimming_keeps_the_newest_whole_turns(store_factory: StoreFactory) -> None:
+    memory = memory_on(await store_factory(), max_messages=4)
+    for n in range(5):
+        await memory.remember("k", f"q{n}", f"a{n}")
+    record = await memory.recall("k")
+    assert [m.content for m in record.messages] == ["q3", "a3", "q4", "a4"]
+
+
+async def test_keys_are_isolated(store_factory: StoreFactory) -> None:
+    memory = memory_on(await store_factory())
+    await memory.remember("alice", "my secret is 42", "ok")
+    await memory.remember("bob", "hello", "hi")
+    alice = await memory.recall("alice")
+    bob = await memory.recall("bob")
+    assert all("42" not in m.content for m in bob.messages)
+    assert [m.content for m in alice.messages] == ["my secret is 42", "ok"]
+
+
+async def test_delete_forgets_one_key_only(store_factory: StoreFactory) -> None:
+    memory = memory_on(await store_factory())
+    await memory.remember("alice", "a", "b")
+    await memory.remember("bob", "c", "d")
+    await memory.forget("alice")
+    await memory.forget("never-seen")
+    assert (await memory.recall("alice")).messages == ()
+    assert len((await memory.recall("bob")).messages) == 2
+
+
+async def test_awkward_keys_are_stored_apart(store_factory: StoreFactory) -> None:
+    memory = memory_on(await store_factory())
+    for key in AWKWARD_KEYS:
+        await memory.remember(key, f"told under {key}")
+    for key in AWKWARD_KEYS:
+        record = await memory.recall(key)
+        assert [m.content for m in record.messages] == [f"told under {key}"]
+        assert record.key == key
+
+
+async def test_concurrent_saves_lose_nothing(store_factory: StoreFactory) -> None:
+    memory = memory_on(await store_factory(), max_messages=100)
+    await asyncio.gather(*(memory.remember("k", f"q{n}", f"a{n}") for n in range(20)))
+    record = await memory.recall("k")
+    assert len(record.messages) == 40
+    contents = [m.content for m in record.messages]
+    for n in range(20):
+        # Each reply follows its own question: turns are never interleaved.
+        assert contents.index(f"a{n}") == contents.index(f"q{n}") + 1
+
+
+async def test_memory_survives_reopening_the_store(store_factory: StoreFactory) -> None:
+    first = await store_factory()
+    await memory_on(first).remember("k", "remember me", "I will")
+    await first.close()
+    second = await store_factory(reopen=True)
+    assert [m.content for m in (await second.load("k")).messages] == ["remember me", "I will"]
