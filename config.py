@@ -93,7 +93,9 @@ class Settings:
 
     @property
     def model_name(self) -> str:
-        return self.azure_openai_deployment if self.model_kind == "azure-openai" else self.openai_model
+        return (
+            self.azure_openai_deployment if self.model_kind == "azure-openai" else self.openai_model
+        )
 
 
 def load_settings(

@@ -19,7 +19,7 @@ from config import Settings
 
 log = logging.getLogger(__name__)
 
-Prompt = Sequence[Mapping[str, str]]
+Prompt = Sequence[Mapping[str, Any]]  # role and content, as memory.ChatMessage
 AZURE_OPENAI_SCOPE = "https://cognitiveservices.azure.com/.default"
 
 
@@ -183,7 +183,9 @@ def create_chat_model(settings: Settings) -> ChatModel:
         from azure.identity.aio import DefaultAzureCredential, get_bearer_token_provider
 
         credential = DefaultAzureCredential()
-        auth = {"azure_ad_token_provider": get_bearer_token_provider(credential, AZURE_OPENAI_SCOPE)}
+        auth = {
+            "azure_ad_token_provider": get_bearer_token_provider(credential, AZURE_OPENAI_SCOPE)
+        }
         on_close = credential.close
         how = "Entra ID"
     azure = openai.AsyncAzureOpenAI(
@@ -194,7 +196,9 @@ def create_chat_model(settings: Settings) -> ChatModel:
         **auth,
     )
     deployment = settings.azure_openai_deployment
-    description = f"Azure OpenAI deployment {deployment} at {settings.azure_openai_endpoint} ({how})"
+    description = (
+        f"Azure OpenAI deployment {deployment} at {settings.azure_openai_endpoint} ({how})"
+    )
     return OpenAIChatModel(azure, deployment, description, on_close)
 
 

@@ -88,9 +88,7 @@ def messages_handler(adapter: CloudAdapter, bot: Bot) -> Handler:
         except PermissionError:
             return _problem(401, "The request's Bot Framework token is missing or not valid.")
         if response:
-            return web.json_response(
-                data=serializer_helper(response.body), status=response.status
-            )
+            return web.json_response(data=serializer_helper(response.body), status=response.status)
         return web.Response(status=201)
 
     return handle

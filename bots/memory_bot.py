@@ -30,7 +30,9 @@ TOO_LONG = (
     "Please shorten it or split it up."
 )
 UNKNOWN_SENDER = "I can't tell who sent this message, so I can't keep a memory for it."
-STORE_DOWN = "I can't reach my memory right now, so I couldn't answer. Please try again in a minute."
+STORE_DOWN = (
+    "I can't reach my memory right now, so I couldn't answer. Please try again in a minute."
+)
 KEPT = "Your message was kept, so you can carry on where you left off."
 NOT_KEPT = "I couldn't save your message either; please send it again in a minute."
 REPLY_NOT_SAVED = "(I answered, but couldn't save this exchange to my memory.)"

@@ -40,7 +40,9 @@ class ConversationMemory:
             turn.append(Message("assistant", reply, now))
 
         def append_turn(record: ConversationRecord) -> ConversationRecord:
-            return record.with_messages(recent_window([*record.messages, *turn], self.max_messages), now)
+            return record.with_messages(
+                recent_window([*record.messages, *turn], self.max_messages), now
+            )
 
         await self.store.update(key, append_turn)
 

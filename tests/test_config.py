@@ -57,8 +57,13 @@ def test_secrets_are_not_echoed_in_errors_or_repr() -> None:
     assert "MicrosoftAppTenantId" in str(caught.value)
 
     settings = settings_from(
-        {"OPENAI_API_KEY": secret, "OPENAI_MODEL": "m", "COSMOS_KEY": secret, "MicrosoftAppId": "a",
-         "MicrosoftAppPassword": secret}
+        {
+            "OPENAI_API_KEY": secret,
+            "OPENAI_MODEL": "m",
+            "COSMOS_KEY": secret,
+            "MicrosoftAppId": "a",
+            "MicrosoftAppPassword": secret,
+        }
     )
     assert secret not in repr(settings)
 
@@ -72,7 +77,9 @@ def test_model_selection_needs_its_companion_variables() -> None:
         {"AZURE_OPENAI_ENDPOINT": "https://x.openai.azure.com/", "AZURE_OPENAI_DEPLOYMENT": "gpt"}
     )
     assert (azure.model_kind, azure.model_name) == ("azure-openai", "gpt")
-    compatible = settings_from({"OPENAI_BASE_URL": "http://localhost:11434/v1", "OPENAI_MODEL": "l"})
+    compatible = settings_from(
+        {"OPENAI_BASE_URL": "http://localhost:11434/v1", "OPENAI_MODEL": "l"}
+    )
     assert (compatible.model_kind, compatible.model_name) == ("openai-compatible", "l")
 
 
@@ -82,7 +89,7 @@ def test_user_assigned_identity_needs_no_password_but_a_tenant() -> None:
     )
     assert settings.app_type == "UserAssignedMSI"
     assert settings.auth_enabled
-    assert settings.host == "0.0.0.0"
+    assert settings.host == "0.0.0.0"  # noqa: S104
 
 
 def test_dotenv_is_read_and_the_environment_wins(tmp_path: Path) -> None:

@@ -29,22 +29,27 @@ def test_personal_chat_key_is_tenant_plus_aad_object_id() -> None:
 
 
 def test_the_same_person_in_a_new_conversation_has_the_same_key() -> None:
-    later = activity(conversation={"id": "a:other", "conversationType": "personal",
-                                   "tenantId": TENANT.upper()})
+    later = activity(
+        conversation={"id": "a:other", "conversationType": "personal", "tenantId": TENANT.upper()}
+    )
     assert memory_key_for(later) == memory_key_for(activity())
 
 
 def test_tenant_can_come_from_channel_data() -> None:
-    teams = activity(conversation={"id": "a:1", "conversationType": "personal"},
-                     channelData={"tenant": {"id": TENANT}})
+    teams = activity(
+        conversation={"id": "a:1", "conversationType": "personal"},
+        channelData={"tenant": {"id": TENANT}},
+    )
     assert memory_key_for(teams) == f"user/{TENANT}/{AAD}"
 
 
 def test_display_name_is_never_used() -> None:
-    one = activity(channelId="emulator", **{"from": {"id": "u1", "name": "Ada"}},
-                   conversation={"id": "c1"})
-    two = activity(channelId="emulator", **{"from": {"id": "u2", "name": "Ada"}},
-                   conversation={"id": "c1"})
+    one = activity(
+        channelId="emulator", **{"from": {"id": "u1", "name": "Ada"}}, conversation={"id": "c1"}
+    )
+    two = activity(
+        channelId="emulator", **{"from": {"id": "u2", "name": "Ada"}}, conversation={"id": "c1"}
+    )
     assert memory_key_for(one) == "channel/emulator/u1"
     assert memory_key_for(one) != memory_key_for(two)
 
@@ -56,10 +61,16 @@ def test_separator_characters_in_ids_cannot_forge_another_key() -> None:
 
 
 def test_group_chats_and_channels_have_a_conversation_memory() -> None:
-    group = activity(conversation={"id": "19:abc@thread.v2", "conversationType": "groupChat",
-                                   "tenantId": TENANT})
-    thread = activity(conversation={"id": "19:chan@thread.skype;messageid=1700000",
-                                    "conversationType": "channel", "tenantId": TENANT})
+    group = activity(
+        conversation={"id": "19:abc@thread.v2", "conversationType": "groupChat", "tenantId": TENANT}
+    )
+    thread = activity(
+        conversation={
+            "id": "19:chan@thread.skype;messageid=1700000",
+            "conversationType": "channel",
+            "tenantId": TENANT,
+        }
+    )
     assert memory_key_for(group) == "conversation/msteams/19%3Aabc%40thread.v2"
     assert memory_key_for(thread) == "conversation/msteams/19%3Achan%40thread.skype"
     assert not (memory_key_for(group) or "").startswith("user/")

@@ -1,0 +1,99 @@
+"""A chat turn end to end: the real app on a real port, Emulator- and Teams-shaped activities,
+replies captured at serviceUrl, and the real openai client talking to a local model server."""
+
+import pytest
+
+from tests.e2e.conftest import AppFactory
+from tests.support.activities import emulator_message, teams_message
+from tests.support.app_server import AppServer
+from tests.support.fake_connector import FakeConnector
+from tests.support.fake_openai import FakeOpenAI
+
+pytestmark = pytest.mark.integration
+
+
+def contents(messages: list[dict[str, str]]) -> list[str]:
+    return [m["content"] for m in messages]
+
+
+async def test_a_message_gets_the_models_reply_after_a_typing_indicator(
+    bot: AppServer, connector: FakeConnector, model_server: FakeOpenAI
+) -> None:
+    status, _ = await bot.post(emulator_message("hello there", service_url=connector.url))
+    assert status in (200, 201)
+    kinds = [a["type"] for a in connector.activities]
+    assert kinds[0] == "typing"
+    assert kinds[-1] == "message"
+    assert connector.texts()[-1] == "echo: hello there"
+    sent = model_server.last_messages()
+    assert sent[0]["role"] == "system"
+    assert sent[-1] == {"role": "user", "content": "hello there"}
+
+
+async def test_fact_told_before_a_restart_reaches_the_prompt_in_a_later_conversation(
+    bot: AppServer, connector: FakeConnector, model_server: FakeOpenAI
+) -> None:
+    await bot.post(
+        teams_message(
+            "My manager is Grace Hopper.", service_url=connector.url, conversation_id="a:first-chat"
+        )
+    )
+    await bot.restart()
+    await bot.post(
+        teams_message(
+            "Who is my manager?", service_url=connector.url, conversation_id="a:second-chat"
+        )
+    )
+    prompt = contents(model_server.last_messages())
+    assert "My manager is Grace Hopper." in prompt
+    assert "echo: My manager is Grace Hopper." in prompt
+    assert prompt[-1] == "Who is my manager?"
+
+
+async def test_two_users_never_see_each_others_memory(
+    bot: AppServer, connector: FakeConnector, model_server: FakeOpenAI
+) -> None:
+    await bot.post(
+        emulator_message("alice's secret is tangerine", user_id="alice", service_url=connector.url)
+    )
+    await bot.post(
+        teams_message("my badge number is 4471", aad_object_id=BOB_AAD, service_url=connector.url)
+    )
+    await bot.post(emulator_message("what do you know?", user_id="bob", service_url=connector.url))
+    seen_by_bob = " ".join(contents(model_server.last_messages()))
+    assert "tangerine" not in seen_by_bob
+    assert "4471" not in seen_by_bob
+
+    await bot.post(emulator_message("and me?", user_id="alice", service_url=connector.url))
+    seen_by_alice = " ".join(contents(model_server.last_messages()))
+    assert "tangerine" in seen_by_alice
+    assert "4471" not in seen_by_alice
+
+
+BOB_AAD = "0b0b0b0b-0b0b-4b0b-8b0b-0b0b0b0b0b0b"
+
+
+async def test_memory_is_trimmed_to_the_last_messages_in_whole_turns(
+    make_app: AppFactory, connector: FakeConnector, model_server: FakeOpenAI
+) -> None:
+    bot = await make_app(MEMORY_MAX_MESSAGES="4")
+    for n in range(4):
+        await bot.post(emulator_message(f"message {n}", service_url=connector.url))
+    await bot.post(emulator_message("latest", service_url=connector.url))
+    prompt = model_server.last_messages()
+    assert contents(prompt[1:]) == [
+        "message 2",
+        "echo: message 2",
+        "message 3",
+        "echo: message 3",
+        "latest",
+    ]
+    assert [m["role"] for m in prompt[1:]] == ["user", "assistant", "user", "assistant", "user"]
+
+
+async def test_healthz_answers_while_serving(bot: AppServer) -> None:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session, session.get(f"{bot.url}/healthz") as response:
+        assert response.status == 200
+        assert (await response.json())["status"] == "ok"
