@@ -14,6 +14,9 @@ from contextlib import contextmanager
 from typing import Any, Protocol
 
 import openai
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.exceptions import ClientAuthenticationError
+from azure.identity.aio import DefaultAzureCredential, get_bearer_token_provider
 
 from config import Settings
 
@@ -159,8 +162,14 @@ class OfflineModel:
         return None
 
 
-def create_chat_model(settings: Settings) -> ChatModel:
-    """The model the settings ask for; one per process, closed at shutdown."""
+def create_chat_model(
+    settings: Settings, *, credential: AsyncTokenCredential | None = None
+) -> ChatModel:
+    """The model the settings ask for; one per process, closed at shutdown.
+
+    Azure OpenAI without a key uses Entra ID: `credential`, or DefaultAzureCredential (managed
+    identity in Azure, the developer's az login locally), which is then closed with the model.
+    """
     if settings.model_kind == "offline":
         return OfflineModel()
     timeout = openai.Timeout(settings.model_timeout_seconds, connect=10.0)
@@ -180,13 +189,12 @@ def create_chat_model(settings: Settings) -> ChatModel:
         auth = {"api_key": settings.azure_openai_api_key}
         how = "key"
     else:
-        from azure.identity.aio import DefaultAzureCredential, get_bearer_token_provider
-
-        credential = DefaultAzureCredential()
+        if credential is None:
+            credential = DefaultAzureCredential()
+            on_close = credential.close
         auth = {
             "azure_ad_token_provider": get_bearer_token_provider(credential, AZURE_OPENAI_SCOPE)
         }
-        on_close = credential.close
         how = "Entra ID"
     azure = openai.AsyncAzureOpenAI(
         azure_endpoint=settings.azure_openai_endpoint,
@@ -223,8 +231,10 @@ def _translate(error: Exception) -> ModelError | None:
         return ModelBusy("429 after retries")
     if isinstance(error, openai.BadRequestError) and _is_content_filter(error):
         return ModelRefused("content filter")
-    if isinstance(error, openai.AuthenticationError | openai.PermissionDeniedError):
-        return ModelMisconfigured(f"HTTP {error.status_code}")
+    if isinstance(
+        error, openai.AuthenticationError | openai.PermissionDeniedError | ClientAuthenticationError
+    ):
+        return ModelMisconfigured(type(error).__name__)
     if isinstance(error, openai.NotFoundError):
         return ModelMisconfigured("model or deployment not found")
     if isinstance(error, openai.APIStatusError):
