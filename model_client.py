@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Any, Protocol
 
 import openai
+from openai.types.chat import ChatCompletion
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ClientAuthenticationError
 from azure.identity.aio import DefaultAzureCredential, get_bearer_token_provider
@@ -95,8 +96,9 @@ class OpenAIChatModel:
             response = await self._client.chat.completions.create(
                 model=self._model, messages=_as_params(messages)
             )
-        if not response.choices:
-            raise ModelBadAnswer("the response has no choices")
+        # A server that answers with something other than JSON makes the client return a str.
+        if not isinstance(response, ChatCompletion) or not response.choices:
+            raise ModelBadAnswer("the response is not a chat completion")
         choice = response.choices[0]
         if choice.finish_reason == "content_filter":
             raise ModelRefused("finish_reason content_filter")

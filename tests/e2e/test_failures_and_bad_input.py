@@ -40,6 +40,7 @@ async def stored_contents(bot: AppServer) -> list[str]:
         (ContentFilterError(), "content filter"),
         (ContentFilterFinish(), "content filter"),
         (Malformed(), "couldn't read"),
+        (Malformed(body="<html>Bad gateway</html>", content_type="text/html"), "couldn't read"),
     ],
 )
 async def test_model_failure_gets_one_clear_sentence_and_keeps_the_message(

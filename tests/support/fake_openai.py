@@ -306,6 +306,8 @@ class FakeOpenAI:
             "deployment": request.match_info.get("deployment"),
             "body": body,
             "time": time.monotonic(),
+            # The client's address: one reused client keeps one connection (one port).
+            "peer": request.transport.get_extra_info("peername") if request.transport else None,
         }
         self.requests.append(record)
         return record
