@@ -23,7 +23,13 @@ log = logging.getLogger("memorybot")
 
 def create_app(settings: Settings, store: MemoryStore, model: ChatModel) -> web.Application:
     memory = ConversationMemory(
-        store, system_prompt=settings.system_prompt, max_messages=settings.memory_max_messages
+        store,
+        system_prompt=settings.system_prompt,
+        max_messages=settings.memory_max_messages,
+        context_tokens=settings.memory_context_tokens,
+        summary_every=settings.memory_summary_every,
+        # The offline model cannot summarise; an invented summary would be worse than none.
+        summarise=None if settings.model_kind == "offline" else model.complete,
     )
     bot = MemoryBot(memory, model)
     adapter = create_adapter(settings)
@@ -37,6 +43,7 @@ def create_app(settings: Settings, store: MemoryStore, model: ChatModel) -> web.
 
     async def close_clients(_: web.Application) -> None:
         try:
+            await memory.close()
             await model.close()
         finally:
             await store.close()

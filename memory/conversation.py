@@ -1,18 +1,32 @@
-"""ConversationMemory: what the bot calls to remember, recall and forget."""
+"""ConversationMemory: what the bot calls to remember, recall and forget.
+
+A turn costs one record load and one archive search (run together), then one conditional write
+after the reply. Messages leaving the recent window wait in `pending` until a background task
+folds them into the running summary; if that fails they stay, and every message stays in the
+archive either way.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 from memory.context import build_context
+from memory.recall import query_terms
 from memory.records import ChatMessage, ConversationRecord, Message, utc_now
 from memory.store import MemoryStore
+from memory.summary import Complete, summary_prompt
 from memory.trimming import recent_window
+
+log = logging.getLogger(__name__)
 
 
 class ConversationMemory:
-    """Memory behind one store: builds prompts from what is kept, and keeps each turn."""
+    """Memory behind one store: builds prompts under a budget, and keeps each turn."""
 
     def __init__(
         self,
@@ -20,17 +34,35 @@ class ConversationMemory:
         *,
         system_prompt: str,
         max_messages: int = 20,
+        context_tokens: int = 3000,
+        summary_every: int = 10,
+        summarise: Complete | None = None,
+        recall_limit: int = 8,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.store = store
         self.system_prompt = system_prompt
         self.max_messages = max_messages
+        self.context_tokens = context_tokens
+        self.summary_every = summary_every
+        self.summarise = summarise
+        self.recall_limit = recall_limit
         self.clock = clock
+        # Pending messages are also archived, so past this cap the oldest leave the record only.
+        self.max_pending = max(summary_every * 4, 40)
+        self._summaries: dict[str, asyncio.Task[bool]] = {}
 
     async def prompt_for(self, key: str, text: str) -> list[ChatMessage]:
         """The messages to send the model when the person behind `key` says `text`."""
-        record = await self.store.load(key)
-        return build_context(self.system_prompt, record, text)
+        record, recalled = await asyncio.gather(
+            self.store.load(key),
+            self.store.search(key, query_terms(text), self.recall_limit + self.max_messages),
+        )
+        in_window = {m.id for m in record.unsummarised}
+        relevant = [m for m in recalled if m.id not in in_window][: self.recall_limit]
+        return build_context(
+            self.system_prompt, record, text, budget=self.context_tokens, recalled=relevant
+        )
 
     async def remember(self, key: str, user_text: str, reply: str | None = None) -> None:
         """Keep the person's message and, when there is one, the bot's reply, as one turn."""
@@ -40,14 +72,88 @@ class ConversationMemory:
             turn.append(Message("assistant", reply, now))
 
         def append_turn(record: ConversationRecord) -> ConversationRecord:
-            return record.with_messages(
-                recent_window([*record.messages, *turn], self.max_messages), now
+            combined = (*record.messages, *turn)
+            window = recent_window(combined, self.max_messages)
+            left_window = combined[: len(combined) - len(window)]
+            pending = (*record.pending, *left_window) if self.summarise else ()
+            return replace(
+                record,
+                messages=window,
+                pending=pending[-self.max_pending :],
+                message_count=record.message_count + len(turn),
+                since=record.since or now,
+                updated_at=now,
             )
 
-        await self.store.update(key, append_turn)
+        record = await self.store.update(key, append_turn, archive=turn)
+        if self.summarise and len(record.pending) >= self.summary_every:
+            self._summarise_later(key)
 
     async def recall(self, key: str) -> ConversationRecord:
         return await self.store.load(key)
 
     async def forget(self, key: str) -> None:
+        """Delete everything kept for `key`; a summary under way for it is abandoned first."""
+        task = self._summaries.pop(key, None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await self.store.delete(key)
+
+    async def summarise_now(self, key: str) -> bool:
+        """Fold the pending messages into the summary; False (and nothing dropped) on failure."""
+        if self.summarise is None:
+            return False
+        record = await self.store.load(key)
+        batch = record.pending
+        if len(batch) < self.summary_every:
+            return False
+        try:
+            summary = (await self.summarise(summary_prompt(record.summary, batch))).strip()
+        except Exception as error:
+            log.warning("summary failed, messages kept for later: %s", type(error).__name__)
+            return False
+        if not summary:
+            return False
+        folded = {m.id for m in batch}
+
+        def fold(current: ConversationRecord) -> ConversationRecord:
+            if current.message_count == 0:
+                return current  # forgotten meanwhile
+            kept = tuple(m for m in current.pending if m.id not in folded)
+            return replace(current, summary=summary, pending=kept)
+
+        await self.store.update(key, fold)
+        return True
+
+    async def drain(self) -> None:
+        """Wait for the summaries under way (tests, the replay tool and shutdown use this)."""
+        while self._summaries:
+            await asyncio.gather(*self._summaries.values(), return_exceptions=True)
+
+    async def close(self, grace_seconds: float = 10.0) -> None:
+        """Let summaries under way finish for a while, then cancel the rest."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.drain(), grace_seconds)
+        for task in list(self._summaries.values()):
+            task.cancel()
+        await asyncio.gather(*self._summaries.values(), return_exceptions=True)
+
+    def _summarise_later(self, key: str) -> None:
+        if key in self._summaries:
+            return
+        task = asyncio.create_task(self._summarise_logged(key))
+        self._summaries[key] = task
+        task.add_done_callback(lambda done: self._forget_task(key, done))
+
+    def _forget_task(self, key: str, task: asyncio.Task[bool]) -> None:
+        if self._summaries.get(key) is task:
+            del self._summaries[key]
+
+    async def _summarise_logged(self, key: str) -> bool:
+        try:
+            return await self.summarise_now(key)
+        except Exception as error:
+            log.warning("summary not saved: %s", type(error).__name__)
+            return False

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, TypedDict
 
@@ -21,38 +22,63 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def new_message_id() -> str:
+    return uuid.uuid4().hex
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
     role: Role
     content: str
     at: datetime = field(default_factory=utc_now)
+    id: str = field(default_factory=new_message_id)
 
     def to_json(self) -> dict[str, str]:
-        return {"role": self.role, "content": self.content, "at": self.at.isoformat()}
+        return {
+            "id": self.id,
+            "role": self.role,
+            "content": self.content,
+            "at": self.at.isoformat(),
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Message:
         role = data["role"]
         if role not in ("user", "assistant"):
             raise ValueError(f"unknown role {role!r}")
-        return cls(role=role, content=str(data["content"]), at=datetime.fromisoformat(data["at"]))
+        return cls(
+            role=role,
+            content=str(data["content"]),
+            at=datetime.fromisoformat(data["at"]),
+            id=str(data.get("id") or new_message_id()),
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class ConversationRecord:
-    """What is remembered under one memory key: the recent messages and a running summary."""
+    """What is remembered under one memory key, besides the archive of every message.
+
+    `messages` is the recent window. `pending` holds messages that left the window but are not
+    yet folded into `summary`; they stay until a summary succeeds, so a failed summary drops
+    nothing. `message_count` and `since` describe the whole history.
+    """
 
     key: str
     messages: tuple[Message, ...] = ()
+    pending: tuple[Message, ...] = ()
     summary: str = ""
+    message_count: int = 0
+    since: datetime | None = None
     updated_at: datetime | None = None
 
     @property
     def is_empty(self) -> bool:
-        return not self.messages and not self.summary
+        return not self.messages and not self.pending and not self.summary
 
-    def with_messages(self, messages: tuple[Message, ...], at: datetime) -> ConversationRecord:
-        return replace(self, messages=messages, updated_at=at)
+    @property
+    def unsummarised(self) -> tuple[Message, ...]:
+        """Everything kept word for word, oldest first."""
+        return self.pending + self.messages
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -60,15 +86,24 @@ class ConversationRecord:
             "key": self.key,
             "summary": self.summary,
             "messages": [m.to_json() for m in self.messages],
+            "pending": [m.to_json() for m in self.pending],
+            "message_count": self.message_count,
+            "since": self.since.isoformat() if self.since else None,
             "updated_at": self.updated_at.isoformat() if self.updated_at else None,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ConversationRecord:
-        updated = data.get("updated_at")
         return cls(
             key=str(data["key"]),
             messages=tuple(Message.from_json(m) for m in data.get("messages", [])),
+            pending=tuple(Message.from_json(m) for m in data.get("pending", [])),
             summary=str(data.get("summary", "")),
-            updated_at=datetime.fromisoformat(updated) if updated else None,
+            message_count=int(data.get("message_count", len(data.get("messages", [])))),
+            since=_optional_time(data.get("since")),
+            updated_at=_optional_time(data.get("updated_at")),
         )
+
+
+def _optional_time(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None

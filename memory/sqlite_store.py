@@ -2,7 +2,7 @@
 
 aiosqlite keeps SQLite calls off the event loop. Writes go through `BEGIN IMMEDIATE`, so a
 read-modify-write is atomic even when several processes share the file; WAL lets readers
-carry on while a write is in progress.
+carry on while a write is in progress. The archive is an FTS5 table, ranked by BM25.
 """
 
 from __future__ import annotations
@@ -10,21 +10,31 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiosqlite
 
 from memory.errors import StoreError, StoreUnavailable
-from memory.records import ConversationRecord
+from memory.records import ConversationRecord, Message
 from memory.store import Mutation
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS records (
-    key TEXT PRIMARY KEY,
-    body TEXT NOT NULL,
-    updated_at TEXT
+_SCHEMA = (
+    """
+    CREATE TABLE IF NOT EXISTS records (
+        key TEXT PRIMARY KEY,
+        body TEXT NOT NULL,
+        updated_at TEXT
+    )
+    """,
+    """
+    CREATE VIRTUAL TABLE IF NOT EXISTS archive USING fts5(
+        content, key UNINDEXED, id UNINDEXED, role UNINDEXED, at UNINDEXED,
+        tokenize = 'unicode61 remove_diacritics 2'
+    )
+    """,
 )
-"""
 
 
 class SQLiteStore:
@@ -45,7 +55,8 @@ class SQLiteStore:
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute("PRAGMA synchronous=NORMAL")
             await db.execute("PRAGMA busy_timeout=5000")
-            await db.execute(_SCHEMA)
+            for statement in _SCHEMA:
+                await db.execute(statement)
         except (OSError, sqlite3.Error) as error:
             raise StoreUnavailable(f"cannot open the SQLite file {self.path}: {error}") from error
         self._db = db
@@ -65,42 +76,67 @@ class SQLiteStore:
             raise StoreUnavailable(f"SQLite read failed: {error}") from error
         return _decode(key, row[0] if row else None)
 
-    async def update(self, key: str, mutate: Mutation) -> ConversationRecord:
+    async def update(
+        self, key: str, mutate: Mutation, *, archive: Sequence[Message] = ()
+    ) -> ConversationRecord:
+        async with self._transaction("write") as db:
+            async with db.execute("SELECT body FROM records WHERE key = ?", (key,)) as cursor:
+                row = await cursor.fetchone()
+            record = mutate(_decode(key, row[0] if row else None))
+            await db.execute(
+                "INSERT INTO records (key, body, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET body = excluded.body, "
+                "updated_at = excluded.updated_at",
+                (
+                    key,
+                    json.dumps(record.to_json(), ensure_ascii=False),
+                    record.updated_at.isoformat() if record.updated_at else None,
+                ),
+            )
+            await db.executemany(
+                "INSERT INTO archive (content, key, id, role, at) VALUES (?, ?, ?, ?, ?)",
+                [(m.content, key, m.id, m.role, m.at.isoformat()) for m in archive],
+            )
+        return record
+
+    async def search(self, key: str, terms: Sequence[str], limit: int) -> list[Message]:
+        if not terms or limit <= 0:
+            return []
+        query = " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
+        try:
+            async with self._connection().execute(
+                "SELECT id, role, content, at FROM archive WHERE archive MATCH ? AND key = ? "
+                "ORDER BY rank LIMIT ?",
+                (query, key, limit),
+            ) as cursor:
+                rows = await cursor.fetchall()
+        except sqlite3.Error as error:
+            raise StoreUnavailable(f"SQLite search failed: {error}") from error
+        return [
+            Message.from_json({"id": id_, "role": role, "content": content, "at": at})
+            for id_, role, content, at in rows
+        ]
+
+    async def delete(self, key: str) -> None:
+        async with self._transaction("delete") as db:
+            await db.execute("DELETE FROM records WHERE key = ?", (key,))
+            await db.execute("DELETE FROM archive WHERE key = ?", (key,))
+
+    @asynccontextmanager
+    async def _transaction(self, what: str) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction at a time; rolled back on any error, SQLite's made ours."""
         db = self._connection()
         async with self._write_lock:
             try:
                 await db.execute("BEGIN IMMEDIATE")
                 try:
-                    async with db.execute(
-                        "SELECT body FROM records WHERE key = ?", (key,)
-                    ) as cursor:
-                        row = await cursor.fetchone()
-                    record = mutate(_decode(key, row[0] if row else None))
-                    await db.execute(
-                        "INSERT INTO records (key, body, updated_at) VALUES (?, ?, ?) "
-                        "ON CONFLICT(key) DO UPDATE SET body = excluded.body, "
-                        "updated_at = excluded.updated_at",
-                        (
-                            key,
-                            json.dumps(record.to_json(), ensure_ascii=False),
-                            record.updated_at.isoformat() if record.updated_at else None,
-                        ),
-                    )
+                    yield db
                 except BaseException:
                     await db.execute("ROLLBACK")
                     raise
                 await db.execute("COMMIT")
             except sqlite3.Error as error:
-                raise StoreUnavailable(f"SQLite write failed: {error}") from error
-        return record
-
-    async def delete(self, key: str) -> None:
-        db = self._connection()
-        async with self._write_lock:
-            try:
-                await db.execute("DELETE FROM records WHERE key = ?", (key,))
-            except sqlite3.Error as error:
-                raise StoreUnavailable(f"SQLite delete failed: {error}") from error
+                raise StoreUnavailable(f"SQLite {what} failed: {error}") from error
 
     async def close(self) -> None:
         db, self._db = self._db, None

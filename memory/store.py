@@ -1,16 +1,16 @@
 """The one storage interface every backend implements (SQLite, Azure Cosmos DB).
 
-Small on purpose: stores move whole records and know nothing of trimming or prompts. `update`
-is a compare-and-swap loop, so the merge policy lives in one place (the caller's function) and
-each backend only has to make the write conditional.
+Small on purpose: stores move whole records and archived messages, and know nothing of trimming,
+summaries or prompts. `update` is a compare-and-swap loop, so the merge policy lives in one place
+(the caller's function) and each backend only has to make the write conditional.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from memory.records import ConversationRecord
+from memory.records import ConversationRecord, Message
 
 Mutation = Callable[[ConversationRecord], ConversationRecord]
 
@@ -22,14 +22,20 @@ class MemoryStore(Protocol):
     async def load(self, key: str) -> ConversationRecord:
         """The record for `key`, or an empty one if nothing is stored."""
 
-    async def update(self, key: str, mutate: Mutation) -> ConversationRecord:
+    async def update(
+        self, key: str, mutate: Mutation, *, archive: Sequence[Message] = ()
+    ) -> ConversationRecord:
         """Apply `mutate` to the stored record and write it, with no lost updates.
 
         `mutate` must be pure: on a concurrent write it is applied again to the newer record.
+        `archive` messages are added to the key's searchable archive (once each, by id).
         """
 
+    async def search(self, key: str, terms: Sequence[str], limit: int) -> list[Message]:
+        """Archived messages of `key` matching any of `terms`, best matches first."""
+
     async def delete(self, key: str) -> None:
-        """Forget everything stored under `key`; deleting nothing is not an error."""
+        """Forget everything stored under `key`, archive included; deleting nothing is fine."""
 
     async def close(self) -> None:
         """Release connections; safe to call twice."""

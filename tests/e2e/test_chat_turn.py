@@ -73,22 +73,40 @@ async def test_two_users_never_see_each_others_memory(
 BOB_AAD = "0b0b0b0b-0b0b-4b0b-8b0b-0b0b0b0b0b0b"
 
 
-async def test_memory_is_trimmed_to_the_last_messages_in_whole_turns(
+async def test_the_working_record_keeps_the_last_messages_in_whole_turns(
     make_app: AppFactory, connector: FakeConnector, model_server: FakeOpenAI
 ) -> None:
-    bot = await make_app(MEMORY_MAX_MESSAGES="4")
+    bot = await make_app(MEMORY_MAX_MESSAGES="4", MEMORY_SUMMARY_EVERY="100")
     for n in range(4):
         await bot.post(emulator_message(f"message {n}", service_url=connector.url))
     await bot.post(emulator_message("latest", service_url=connector.url))
+
+    assert bot.store is not None
+    record = await bot.store.load("channel/emulator/emulator-user-1")
+    assert [m.content for m in record.messages] == [
+        "message 3",
+        "echo: message 3",
+        "latest",
+        "echo: latest",
+    ]
+    # Older turns wait, whole, for the running summary; nothing was split or dropped.
+    assert [m.content for m in record.pending] == [
+        "message 0",
+        "echo: message 0",
+        "message 1",
+        "echo: message 1",
+        "message 2",
+        "echo: message 2",
+    ]
     prompt = model_server.last_messages()
-    assert contents(prompt[1:]) == [
+    assert contents(prompt[-5:]) == [
         "message 2",
         "echo: message 2",
         "message 3",
         "echo: message 3",
         "latest",
     ]
-    assert [m["role"] for m in prompt[1:]] == ["user", "assistant", "user", "assistant", "user"]
+    assert [m["role"] for m in prompt[-5:]] == ["user", "assistant", "user", "assistant", "user"]
 
 
 async def test_healthz_answers_while_serving(bot: AppServer) -> None:

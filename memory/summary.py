@@ -1,0 +1,32 @@
+"""The running summary: how messages that left the recent window are folded into it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+
+from memory.records import ChatMessage, Message
+
+# The model call memory is given (the chat model's `complete`); memory never imports a client.
+Complete = Callable[[Sequence[ChatMessage]], Awaitable[str]]
+
+INSTRUCTIONS = (
+    "You keep a running summary of one person's conversations with an assistant, so the "
+    "assistant remembers them later. Update the current summary with the new messages. Keep "
+    "durable facts: names and roles, projects, preferences, decisions and their dates, open "
+    "tasks. Drop small talk. Never add anything that is not in the current summary or the new "
+    "messages. Write at most 250 words, as short plain sentences. Reply with the summary only."
+)
+
+
+def summary_prompt(previous: str, messages: Sequence[Message]) -> list[ChatMessage]:
+    lines = "\n".join(
+        f"[{m.at.date().isoformat()}] {'Person' if m.role == 'user' else 'Assistant'}: {m.content}"
+        for m in messages
+    )
+    return [
+        ChatMessage(role="system", content=INSTRUCTIONS),
+        ChatMessage(
+            role="user",
+            content=f"Current summary:\n{previous or '(none yet)'}\n\nNew messages:\n{lines}",
+        ),
+    ]
