@@ -64,9 +64,11 @@ class ConversationMemory:
             self.system_prompt, record, text, budget=self.context_tokens, recalled=relevant
         )
 
-    async def remember(self, key: str, user_text: str, reply: str | None = None) -> None:
+    async def remember(
+        self, key: str, user_text: str, reply: str | None = None, *, at: datetime | None = None
+    ) -> None:
         """Keep the person's message and, when there is one, the bot's reply, as one turn."""
-        now = self.clock()
+        now = at or self.clock()
         turn = [Message("user", user_text, now)]
         if reply is not None:
             turn.append(Message("assistant", reply, now))

@@ -1,0 +1,108 @@
+"""Prompt assembly: never over budget, oversized messages cut visibly, newest kept first."""
+
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from memory.context import CUT_MARKER, RECALL_HEADING, SUMMARY_HEADING, build_context
+from memory.records import ConversationRecord, Message
+from memory.tokens import count_tokens, prompt_tokens
+
+pytestmark = pytest.mark.unit
+
+LAST_WEEK = datetime(2026, 11, 18, 9, 30, tzinfo=UTC)
+
+
+def turns(*pairs: tuple[str, str]) -> tuple[Message, ...]:
+    return tuple(m for q, a in pairs for m in (Message("user", q), Message("assistant", a)))
+
+
+texts = st.one_of(
+    st.text(max_size=50),
+    st.text(min_size=1000, max_size=20_000),
+    st.builds(
+        lambda w, n: (w + " ") * n,
+        st.sampled_from(["x", "数据", "🙂", "token"]),
+        st.integers(0, 5000),
+    ),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    budget=st.integers(200, 5000),
+    system=texts,
+    new=texts,
+    summary=texts,
+    history=st.lists(texts, max_size=30),
+    recalled=st.lists(texts, max_size=10),
+)
+def test_the_prompt_never_exceeds_the_budget(
+    budget: int, system: str, new: str, summary: str, history: list[str], recalled: list[str]
+) -> None:
+    record = ConversationRecord(
+        key="k",
+        messages=tuple(
+            Message("user" if i % 2 == 0 else "assistant", t) for i, t in enumerate(history)
+        ),
+        summary=summary,
+    )
+    prompt = build_context(
+        system,
+        record,
+        new,
+        budget=budget,
+        recalled=[Message("user", t, LAST_WEEK) for t in recalled],
+    )
+    assert prompt_tokens(prompt) <= budget
+    assert prompt[0]["role"] == "system"
+    assert prompt[-1]["role"] == "user"
+
+
+def test_one_oversized_message_is_cut_with_a_marker_and_does_not_push_others_out() -> None:
+    huge = "lorem ipsum " * 5000
+    record = ConversationRecord(
+        key="k", messages=turns(("short question", "short answer"), (huge, "noted"))
+    )
+    prompt = build_context("system", record, "and now?", budget=2000)
+    contents = [m["content"] for m in prompt]
+    assert "short question" in contents
+    cut = next(c for c in contents if c.startswith("lorem ipsum"))
+    assert cut.endswith(CUT_MARKER)
+    assert count_tokens(cut) <= 2000 // 4
+    assert prompt_tokens(prompt) <= 2000
+
+
+def test_newest_messages_are_kept_first_and_in_order() -> None:
+    record = ConversationRecord(
+        key="k",
+        messages=turns(*((f"question {n} " + "pad " * 40, f"answer {n}") for n in range(50))),
+    )
+    prompt = build_context("system", record, "new", budget=1000)
+    kept = [m["content"] for m in prompt[1:-1]]
+    assert kept[-1] == "answer 49"
+    numbers = [int(c.split()[1]) for c in kept]
+    assert numbers == sorted(numbers)
+    assert numbers[0] > 0
+    assert prompt[1]["role"] == "user"
+
+
+def test_summary_and_recalled_messages_come_before_recent_ones_with_dates() -> None:
+    record = ConversationRecord(
+        key="k", messages=turns(("hi", "hello")), summary="Ada leads Project Falcon."
+    )
+    recalled = [Message("user", "My manager is Grace Hopper", LAST_WEEK)]
+    prompt = build_context("system", record, "who is my manager?", budget=2000, recalled=recalled)
+    assert prompt[1]["content"] == SUMMARY_HEADING + "Ada leads Project Falcon."
+    assert prompt[2]["content"].startswith(RECALL_HEADING)
+    assert "[2026-11-18, they said] My manager is Grace Hopper" in prompt[2]["content"]
+    assert [m["content"] for m in prompt[3:]] == ["hi", "hello", "who is my manager?"]
+
+
+def test_recalled_messages_already_in_the_window_are_not_repeated() -> None:
+    window = turns(("My manager is Grace Hopper", "noted"))
+    record = ConversationRecord(key="k", messages=window)
+    prompt = build_context("system", record, "manager?", budget=2000, recalled=[window[0]])
+    assert not any(m["content"].startswith(RECALL_HEADING) for m in prompt)

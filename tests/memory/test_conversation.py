@@ -1,0 +1,154 @@
+"""ConversationMemory: summaries off the reply path, nothing dropped, long-term recall, forget."""
+
+import asyncio
+from collections.abc import Sequence
+from itertools import count
+
+import pytest
+
+from memory import ChatMessage, ConversationMemory, MemoryStore
+from memory.context import RECALL_HEADING, SUMMARY_HEADING
+from memory.recall import query_terms
+from tests.conftest import StoreFactory
+
+pytestmark = pytest.mark.integration
+
+FILLER = [
+    "Can you help me draft the weekly status update?",
+    "Let's review the budget spreadsheet numbers for the quarter.",
+    "Please suggest a title for the onboarding presentation.",
+    "What's a good way to structure the retrospective meeting?",
+    "Remind the team about the offsite logistics and travel.",
+]
+
+
+class Summariser:
+    """A stand-in model for summaries: it can be held, made to fail, and counts its calls."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.release.set()
+        self.fail = False
+        self.calls = 0
+
+    async def __call__(self, prompt: Sequence[ChatMessage]) -> str:
+        self.calls += 1
+        await self.release.wait()
+        if self.fail:
+            raise RuntimeError("model down")
+        return f"summary #{self.calls}"
+
+
+def memory_with(
+    store: MemoryStore, summariser: Summariser | None, **options: int
+) -> ConversationMemory:
+    return ConversationMemory(
+        store,
+        system_prompt="system",
+        summarise=summariser,
+        **{"max_messages": 4, "summary_every": 4, **options},
+    )
+
+
+async def test_summaries_run_after_the_turn_not_during_it(store_factory: StoreFactory) -> None:
+    summariser = Summariser()
+    summariser.release.clear()
+    memory = memory_with(await store_factory(), summariser)
+    for n in range(4):
+        await asyncio.wait_for(memory.remember("k", f"q{n}", f"a{n}"), 2)
+    # The summary is under way but held: remembering did not wait for it.
+    async with asyncio.timeout(2):
+        while summariser.calls == 0:
+            await asyncio.sleep(0.01)
+    assert (await memory.recall("k")).summary == ""
+
+    summariser.release.set()
+    await memory.drain()
+    record = await memory.recall("k")
+    assert record.summary == "summary #1"
+    assert record.pending == ()
+    assert [m.content for m in record.messages] == ["q2", "a2", "q3", "a3"]
+
+
+async def test_a_failed_summary_drops_nothing(store_factory: StoreFactory) -> None:
+    summariser = Summariser()
+    summariser.fail = True
+    memory = memory_with(await store_factory(), summariser)
+    for n in range(4):
+        await memory.remember("k", f"q{n}", f"a{n}")
+    await memory.drain()
+    record = await memory.recall("k")
+    assert record.summary == ""
+    assert [m.content for m in record.unsummarised] == [
+        "q0",
+        "a0",
+        "q1",
+        "a1",
+        "q2",
+        "a2",
+        "q3",
+        "a3",
+    ]
+    prompt = [m["content"] for m in await memory.prompt_for("k", "next")]
+    assert "q0" in prompt
+
+    summariser.fail = False
+    await memory.remember("k", "q4", "a4")
+    await memory.drain()
+    record = await memory.recall("k")
+    assert record.summary.startswith("summary #")
+    assert [m.content for m in record.unsummarised] == ["q3", "a3", "q4", "a4"]
+
+
+async def test_the_summary_reaches_the_prompt(store_factory: StoreFactory) -> None:
+    memory = memory_with(await store_factory(), Summariser())
+    for n in range(4):
+        await memory.remember("k", f"q{n}", f"a{n}")
+    await memory.drain()
+    prompt = await memory.prompt_for("k", "next")
+    assert prompt[1] == {"role": "system", "content": SUMMARY_HEADING + "summary #1"}
+
+
+async def test_a_fact_from_message_5_of_2000_is_recalled(store_factory: StoreFactory) -> None:
+    memory = memory_with(await store_factory(), None, max_messages=20)
+    numbers = count()
+    for n in range(1000):
+        question = FILLER[n % len(FILLER)] + f" (item {next(numbers)})"
+        if n == 2:
+            question = "By the way, my manager's name is Grace Hopper."
+        await memory.remember("k", question, "Sure, noted.")
+    prompt = await memory.prompt_for("k", "What is my manager's name again?")
+    recall = next(m["content"] for m in prompt if m["content"].startswith(RECALL_HEADING))
+    assert "Grace Hopper" in recall
+    assert (await memory.recall("k")).message_count == 2000
+
+
+async def test_forget_clears_the_record_the_summary_and_the_archive(
+    store_factory: StoreFactory,
+) -> None:
+    store = await store_factory()
+    memory = memory_with(store, Summariser())
+    for n in range(6):
+        await memory.remember("k", f"Project Falcon detail {n}", "ok")
+    await memory.drain()
+    await memory.remember("other", "Project Falcon is also mine", "ok")
+    await memory.forget("k")
+    record = await memory.recall("k")
+    assert record.is_empty
+    assert record.message_count == 0
+    assert await store.search("k", query_terms("Project Falcon detail"), 50) == []
+    assert len(await store.search("other", query_terms("Project Falcon"), 50)) == 1
+
+
+async def test_without_a_summariser_old_messages_leave_the_record_but_stay_recallable(
+    store_factory: StoreFactory,
+) -> None:
+    memory = memory_with(await store_factory(), None)
+    await memory.remember("k", "The launch code name is Bluebird", "noted")
+    for n in range(5):
+        await memory.remember("k", f"q{n}", f"a{n}")
+    record = await memory.recall("k")
+    assert record.pending == ()
+    assert record.summary == ""
+    prompt = " ".join(m["content"] for m in await memory.prompt_for("k", "launch code name?"))
+    assert "Bluebird" in prompt
