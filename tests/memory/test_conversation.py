@@ -30,9 +30,11 @@ class Summariser:
         self.release.set()
         self.fail = False
         self.calls = 0
+        self.started = asyncio.Event()
 
     async def __call__(self, prompt: Sequence[ChatMessage]) -> str:
         self.calls += 1
+        self.started.set()
         await self.release.wait()
         if self.fail:
             raise RuntimeError("model down")
@@ -40,13 +42,14 @@ class Summariser:
 
 
 def memory_with(
-    store: MemoryStore, summariser: Summariser | None, **options: int
+    store: MemoryStore, summariser: Summariser | None, max_messages: int = 4
 ) -> ConversationMemory:
     return ConversationMemory(
         store,
         system_prompt="system",
         summarise=summariser,
-        **{"max_messages": 4, "summary_every": 4, **options},
+        max_messages=max_messages,
+        summary_every=4,
     )
 
 
@@ -57,9 +60,7 @@ async def test_summaries_run_after_the_turn_not_during_it(store_factory: StoreFa
     for n in range(4):
         await asyncio.wait_for(memory.remember("k", f"q{n}", f"a{n}"), 2)
     # The summary is under way but held: remembering did not wait for it.
-    async with asyncio.timeout(2):
-        while summariser.calls == 0:
-            await asyncio.sleep(0.01)
+    await asyncio.wait_for(summariser.started.wait(), 2)
     assert (await memory.recall("k")).summary == ""
 
     summariser.release.set()

@@ -1,4 +1,4 @@
-"""`python -m memory replay`: what the bot would send the model after living through a transcript."""
+"""`python -m memory replay`: what the bot would send the model after living through a talk."""
 
 import asyncio
 import json
