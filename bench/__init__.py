@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that measure, never timing assertions in tests."""
