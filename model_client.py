@@ -14,10 +14,10 @@ from contextlib import contextmanager
 from typing import Any, Protocol
 
 import openai
-from openai.types.chat import ChatCompletion
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ClientAuthenticationError
 from azure.identity.aio import DefaultAzureCredential, get_bearer_token_provider
+from openai.types.chat import ChatCompletion
 
 from config import Settings
 
