@@ -13,6 +13,7 @@ import sys
 from aiohttp import web
 
 from bots import MemoryBot, create_adapter, messages_handler
+from bots.limits import RateLimiter
 from config import ConfigError, Settings, load_settings
 from memory import ConversationMemory, MemoryStore
 from memory.sqlite_store import SQLiteStore
@@ -31,7 +32,12 @@ def create_app(settings: Settings, store: MemoryStore, model: ChatModel) -> web.
         # The offline model cannot summarise; an invented summary would be worse than none.
         summarise=None if settings.model_kind == "offline" else model.complete,
     )
-    bot = MemoryBot(memory, model)
+    bot = MemoryBot(
+        memory,
+        model,
+        allowed_tenant_ids=settings.allowed_tenant_ids,
+        rate_limiter=RateLimiter(settings.rate_limit_per_minute),
+    )
     adapter = create_adapter(settings)
 
     app = web.Application(client_max_size=settings.max_request_bytes)

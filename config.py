@@ -85,6 +85,7 @@ class Settings:
     memory_context_tokens: int = 3000
     memory_summary_every: int = 10
     allowed_tenant_ids: frozenset[str] = frozenset()
+    rate_limit_per_minute: int = 20
 
     @property
     def auth_enabled(self) -> bool:
@@ -280,6 +281,7 @@ def settings_from(env: Mapping[str, str]) -> Settings:
         memory_context_tokens=read.whole("MEMORY_CONTEXT_TOKENS", 3000, 200, 1_000_000),
         memory_summary_every=read.whole("MEMORY_SUMMARY_EVERY", 10, 1, 10_000),
         allowed_tenant_ids=tenants,
+        rate_limit_per_minute=read.whole("RATE_LIMIT_PER_MINUTE", 20, 0, 10_000),
     )
     if read.problems:
         raise ConfigError(read.problems)

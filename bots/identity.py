@@ -65,3 +65,20 @@ def _canonical(identifier: str) -> str:
 def _key(kind: str, *parts: str) -> str:
     # Percent-encoding each part keeps the separator unambiguous: no two sources share a key.
     return "/".join([kind, *(quote(part, safe="") for part in parts)])
+
+
+def is_group_conversation(activity: Activity) -> bool:
+    conversation = activity.conversation
+    return conversation is not None and conversation.conversation_type in GROUP_CONVERSATION_TYPES
+
+
+def mentions_bot(activity: Activity) -> bool:
+    """Whether the message @mentions this bot (Teams puts mentions in `entities`)."""
+    bot_id = activity.recipient.id if activity.recipient else None
+    for entity in activity.entities or []:
+        if (entity.type or "").lower() != "mention":
+            continue
+        mentioned = (entity.additional_properties or {}).get("mentioned")
+        if isinstance(mentioned, dict) and mentioned.get("id") == bot_id:
+            return True
+    return False

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 from memory.context import build_context
 from memory.recall import query_terms
@@ -93,6 +94,20 @@ class ConversationMemory:
 
     async def recall(self, key: str) -> ConversationRecord:
         return await self.store.load(key)
+
+    async def export(self, key: str, archive_limit: int = 1000) -> dict[str, Any]:
+        """Everything kept for `key` as JSON-ready data: the record and the newest archive."""
+        record, archive = await asyncio.gather(
+            self.store.load(key), self.store.archived(key, archive_limit)
+        )
+        return {
+            "summary": record.summary,
+            "message_count": record.message_count,
+            "since": record.since.isoformat() if record.since else None,
+            "recent_messages": [m.to_json() for m in record.unsummarised],
+            "archive": [m.to_json() for m in archive],
+            "archive_complete": len(archive) < archive_limit,
+        }
 
     async def forget(self, key: str) -> None:
         """Delete everything kept for `key`; a summary under way for it is abandoned first."""

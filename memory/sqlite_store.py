@@ -112,10 +112,19 @@ class SQLiteStore:
                 rows = await cursor.fetchall()
         except sqlite3.Error as error:
             raise StoreUnavailable(f"SQLite search failed: {error}") from error
-        return [
-            Message.from_json({"id": id_, "role": role, "content": content, "at": at})
-            for id_, role, content, at in rows
-        ]
+        return [_archived(*row) for row in rows]
+
+    async def archived(self, key: str, limit: int) -> list[Message]:
+        try:
+            async with self._connection().execute(
+                "SELECT id, role, content, at FROM archive WHERE key = ? "
+                "ORDER BY at DESC, rowid DESC LIMIT ?",
+                (key, limit),
+            ) as cursor:
+                rows = await cursor.fetchall()
+        except sqlite3.Error as error:
+            raise StoreUnavailable(f"SQLite read failed: {error}") from error
+        return [_archived(*row) for row in reversed(list(rows))]
 
     async def delete(self, key: str) -> None:
         async with self._transaction("delete") as db:
@@ -152,3 +161,7 @@ def _decode(key: str, body: str | None) -> ConversationRecord:
         return ConversationRecord.from_json(json.loads(body))
     except (ValueError, KeyError, TypeError) as error:
         raise StoreError(f"the stored record is unreadable ({type(error).__name__})") from error
+
+
+def _archived(id_: str, role: str, content: str, at: str) -> Message:
+    return Message.from_json({"id": id_, "role": role, "content": content, "at": at})

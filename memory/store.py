@@ -34,6 +34,9 @@ class MemoryStore(Protocol):
     async def search(self, key: str, terms: Sequence[str], limit: int) -> list[Message]:
         """Archived messages of `key` matching any of `terms`, best matches first."""
 
+    async def archived(self, key: str, limit: int) -> list[Message]:
+        """The newest `limit` archived messages of `key`, oldest first (for export)."""
+
     async def delete(self, key: str) -> None:
         """Forget everything stored under `key`, archive included; deleting nothing is fine."""
 

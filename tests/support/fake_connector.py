@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from collections import deque
 from collections.abc import Callable
 from types import TracebackType
@@ -173,6 +174,7 @@ class FakeConnector:
             _activity_id=activity_id,
             _id=new_id,
             _headers={k.lower(): v for k, v in request.headers.items()},
+            _time=time.monotonic(),
         )
         if self.latency:
             await asyncio.sleep(self.latency)

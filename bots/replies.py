@@ -1,0 +1,151 @@
+"""What the bot sends: AI-labelled answers, streamed in Teams personal chat, and cards.
+
+Teams streaming (personal chat only): an informative `typing` update, `typing` updates carrying
+the text so far, then the final `message` with the whole text. Updates go out at most about once
+a second (Teams answers 403 past that); if Teams refuses an update, the rest is sent as the final
+message anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
+
+from botbuilder.core import CardFactory, TurnContext
+from botbuilder.schema import Activity, ActivityTypes, Attachment, Entity
+
+from bots.commands import CANCEL_FORGET, CONFIRM_FORGET
+
+log = logging.getLogger(__name__)
+
+AI_LABEL = {
+    "type": "https://schema.org/Message",
+    "@type": "Message",
+    "@context": "https://schema.org",
+    "@id": "",
+    "additionalType": ["AIGeneratedContent"],
+}
+INFORMATIVE_TEXT = "Looking through what I remember…"
+STREAM_UPDATE_SECONDS = 1.0
+
+
+class FreeFormEntity(Entity):  # type: ignore[misc]
+    """An entity whose extra fields survive serialisation (botbuilder's keeps `type` only)."""
+
+    _attribute_map: ClassVar[dict[str, dict[str, str]]] = {
+        "type": {"key": "type", "type": "str"},
+        "additional_properties": {"key": "", "type": "{object}"},
+    }
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        super().__init__(type=fields["type"])
+        self.additional_properties = {k: v for k, v in fields.items() if k != "type"}
+
+
+def answer_activity(text: str, stream_id: str | None = None) -> Activity:
+    """The model's answer: labelled as AI-generated, with Teams' feedback buttons enabled."""
+    entities = [FreeFormEntity(AI_LABEL)]
+    if stream_id is not None:
+        entities.append(
+            FreeFormEntity({"type": "streaminfo", "streamId": stream_id, "streamType": "final"})
+        )
+    return Activity(
+        type=ActivityTypes.message,
+        text=text,
+        entities=entities,
+        channel_data={"feedbackLoopEnabled": True},
+    )
+
+
+async def send_streamed(
+    turn_context: TurnContext, pieces: AsyncIterator[str], *, clock: Any = time.monotonic
+) -> str:
+    """Streams `pieces` into the chat as Teams does; returns the whole text that was sent."""
+    stream_id: str | None = None
+    sequence = 1
+    text = ""
+    streaming = True
+    try:
+        first = await turn_context.send_activity(_stream_update(INFORMATIVE_TEXT, None, 1, True))
+        stream_id = first.id if first else None
+    except Exception as error:
+        log.info("Teams refused the stream (%s); sending the answer whole", type(error).__name__)
+        streaming = False
+    last_update = clock()
+    try:
+        async for piece in pieces:
+            text += piece
+            if streaming and stream_id and clock() - last_update >= STREAM_UPDATE_SECONDS:
+                sequence += 1
+                try:
+                    await turn_context.send_activity(
+                        _stream_update(text, stream_id, sequence, False)
+                    )
+                except Exception as error:
+                    log.info("stream update refused (%s)", type(error).__name__)
+                    streaming = False
+                last_update = clock()
+    finally:
+        if text:
+            await turn_context.send_activity(answer_activity(text, stream_id))
+    return text
+
+
+def _stream_update(text: str, stream_id: str | None, sequence: int, informative: bool) -> Activity:
+    info: dict[str, Any] = {
+        "type": "streaminfo",
+        "streamType": "informative" if informative else "streaming",
+        "streamSequence": sequence,
+    }
+    if stream_id is not None:
+        info["streamId"] = stream_id
+    return Activity(type=ActivityTypes.typing, text=text, entities=[FreeFormEntity(info)])
+
+
+def forget_confirmation(question: str) -> Activity:
+    """A card asking to confirm `forget`; typing `yes` works too."""
+    card = {
+        "type": "AdaptiveCard",
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "version": "1.5",
+        "body": [{"type": "TextBlock", "text": question, "wrap": True}],
+        "actions": [
+            {"type": "Action.Submit", "title": "Yes, forget", "data": {"action": CONFIRM_FORGET}},
+            {"type": "Action.Submit", "title": "No, keep it", "data": {"action": CANCEL_FORGET}},
+        ],
+    }
+    return Activity(
+        type=ActivityTypes.message,
+        text=question + " (Reply **yes** to confirm.)",
+        attachments=[CardFactory.adaptive_card(card)],
+    )
+
+
+def export_activity(export: dict[str, Any], teams: bool) -> Activity:
+    """The person's memory as JSON: a file-like attachment, or in Teams an Adaptive Card.
+
+    Teams does not accept inline file attachments from bots, so there the JSON goes in a card.
+    """
+    import json
+
+    text = json.dumps(export, ensure_ascii=False, indent=2, default=str)
+    intro = "Here is everything I keep for this memory, as JSON."
+    if not teams:
+        attachment = Attachment(
+            content_type="application/json", name="memorybot-export.json", content=export
+        )
+        return Activity(type=ActivityTypes.message, text=intro, attachments=[attachment])
+    card = {
+        "type": "AdaptiveCard",
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "version": "1.5",
+        "body": [
+            {"type": "TextBlock", "text": intro, "wrap": True},
+            {"type": "CodeBlock", "codeSnippet": text, "language": "Json"},
+        ],
+    }
+    return Activity(
+        type=ActivityTypes.message, text=intro, attachments=[CardFactory.adaptive_card(card)]
+    )

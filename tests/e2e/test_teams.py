@@ -1,0 +1,337 @@
+"""Teams behaviour through /api/messages: scopes, commands, streaming, labels, tenant control."""
+
+import itertools
+import logging
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import AppFactory
+from tests.support.activities import (
+    TENANT_ID,
+    USER_AAD_OBJECT_ID,
+    conversation_update,
+    emulator_message,
+    installation_update,
+    teams_message,
+)
+from tests.support.app_server import AppServer
+from tests.support.fake_connector import FakeConnector
+from tests.support.fake_openai import FakeOpenAI
+
+pytestmark = pytest.mark.integration
+
+PERSONAL_KEY = f"user/{TENANT_ID}/{USER_AAD_OBJECT_ID}"
+AI_LABEL_TYPE = "https://schema.org/Message"
+
+
+def prompt_text(model: FakeOpenAI) -> str:
+    return " ".join(m["content"] for m in model.last_messages())
+
+
+def entity(activity: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    return next((e for e in activity.get("entities") or [] if e.get("type") == kind), None)
+
+
+async def stored(bot: AppServer, key: str = PERSONAL_KEY) -> list[str]:
+    assert bot.store is not None
+    return [m.content for m in (await bot.store.load(key)).unsummarised]
+
+
+async def test_personal_chat_streams_the_answer_then_sends_it_whole(
+    bot: AppServer, connector: FakeConnector, model_server: FakeOpenAI
+) -> None:
+    model_server.reply = lambda _: "one two three four five six seven eight nine ten"
+    model_server.chunk_delay = 0.25
+    await bot.post(teams_message("tell me a story", service_url=connector.url))
+
+    informative, *updates, final = connector.activities
+    info = entity(informative, "streaminfo")
+    assert informative["type"] == "typing"
+    assert info == {"type": "streaminfo", "streamType": "informative", "streamSequence": 1}
+    stream_id = informative["_id"]
+
+    assert updates, "a 2.5 s answer should stream at least one update"
+    sequences = []
+    for update in updates:
+        update_info = entity(update, "streaminfo")
+        assert update["type"] == "typing"
+        assert update_info is not None
+        assert update_info["streamType"] == "streaming"
+        assert update_info["streamId"] == stream_id
+        assert "one two three four five six seven eight nine ten".startswith(update["text"])
+        sequences.append(update_info["streamSequence"])
+    assert sequences == list(range(2, 2 + len(updates)))
+    times = [a["_time"] for a in [informative, *updates]]
+    assert all(later - earlier >= 0.9 for earlier, later in itertools.pairwise(times))
+
+    assert final["type"] == "message"
+    assert final["text"] == "one two three four five six seven eight nine ten"
+    assert entity(final, "streaminfo") == {
+        "type": "streaminfo",
+        "streamId": stream_id,
+        "streamType": "final",
+    }
+    label = entity(final, AI_LABEL_TYPE)
+    assert label is not None
+    assert label["additionalType"] == ["AIGeneratedContent"]
+    assert final["channelData"]["feedbackLoopEnabled"] is True
+    assert await stored(bot) == ["tell me a story", final["text"]]
+
+
+async def test_the_emulator_gets_the_whole_answer_in_one_labelled_message(
+    bot: AppServer, connector: FakeConnector, model_server: FakeOpenAI
+) -> None:
+    model_server.chunk_delay = 0.05
+    await bot.post(emulator_message("hello", service_url=connector.url))
+    [message] = connector.messages()
+    assert message["text"] == "echo: hello"
+    assert entity(message, "streaminfo") is None
+    assert entity(message, AI_LABEL_TYPE) is not None
+    assert all(entity(t, "streaminfo") is None for t in connector.typing())
+
+
+async def test_in_a_group_chat_the_bot_answers_only_when_mentioned(
+    bot: AppServer, connector: FakeConnector, model_server: FakeOpenAI
+) -> None:
+    await bot.post(
+        teams_message("lunch at noon?", conversation_type="groupChat", service_url=connector.url)
+    )
+    assert connector.activities == []
+    assert model_server.chat_requests() == []
+
+    await bot.post(
+        teams_message(
+            "what's our deadline?",
+            conversation_type="groupChat",
+            mention_bot=True,
+            service_url=connector.url,
+        )
+    )
+    assert connector.texts() == ["echo: what's our deadline?"]
+    assert model_server.last_messages()[-1] == {"role": "user", "content": "what's our deadline?"}
+
+
+async def test_a_group_never_sees_a_persons_private_memory(
+    bot: AppServer, connector: FakeConnector, model_server: FakeOpenAI
+) -> None:
+    await bot.post(teams_message("my salary is 123456", service_url=connector.url))
+    for scope in ("groupChat", "channel"):
+        await bot.post(
+            teams_message(
+                "what's my salary?",
+                conversation_type=scope,
+                mention_bot=True,
+                service_url=connector.url,
+            )
+        )
+        assert "123456" not in prompt_text(model_server)
+    await bot.post(teams_message("remind me of my salary", service_url=connector.url))
+    assert "123456" in prompt_text(model_server)
+    assert "what's my salary?" not in prompt_text(model_server)
+
+
+async def test_a_channel_keeps_one_memory_across_its_threads(
+    bot: AppServer, connector: FakeConnector, model_server: FakeOpenAI
+) -> None:
+    await bot.post(
+        teams_message(
+            "the release train leaves Friday",
+            conversation_type="channel",
+            mention_bot=True,
+            thread_id="1001",
+            service_url=connector.url,
+        )
+    )
+    await bot.post(
+        teams_message(
+            "when does the train leave?",
+            conversation_type="channel",
+            mention_bot=True,
+            thread_id="2002",
+            service_url=connector.url,
+        )
+    )
+    assert "the release train leaves Friday" in prompt_text(model_server)
+
+
+@pytest.mark.parametrize("typed", ["help", "/help", "Help "])
+async def test_commands_work_with_or_without_a_slash_and_never_reach_the_model(
+    bot: AppServer, connector: FakeConnector, model_server: FakeOpenAI, typed: str
+) -> None:
+    await bot.post(teams_message(typed, service_url=connector.url))
+    await bot.post(
+        teams_message(
+            typed, conversation_type="groupChat", mention_bot=True, service_url=connector.url
+        )
+    )
+    personal, group = connector.texts()
+    assert "**forget**" in personal
+    assert "never anyone's private chat" in group
+    assert model_server.chat_requests() == []
+    assert await stored(bot) == []
+
+
+async def test_memory_command_says_what_is_remembered(
+    bot: AppServer, connector: FakeConnector, model_server: FakeOpenAI
+) -> None:
+    await bot.post(teams_message("memory", service_url=connector.url))
+    assert "don't remember anything about you" in connector.texts()[-1]
+    await bot.post(teams_message("I work on Falcon", service_url=connector.url))
+    await bot.post(teams_message("/memory", service_url=connector.url))
+    answer = connector.texts()[-1]
+    assert "I remember 2 messages about you since" in answer
+    assert await stored(bot) == ["I work on Falcon", "echo: I work on Falcon"]
+
+
+async def test_export_gives_the_stored_memory_as_json(
+    bot: AppServer, connector: FakeConnector
+) -> None:
+    await bot.post(emulator_message("I work on Falcon", service_url=connector.url))
+    await bot.post(emulator_message("export", service_url=connector.url))
+    [attachment] = connector.messages()[-1]["attachments"]
+    assert attachment["contentType"] == "application/json"
+    export = attachment["content"]
+    assert export["message_count"] == 2
+    assert [m["content"] for m in export["archive"]] == [
+        "I work on Falcon",
+        "echo: I work on Falcon",
+    ]
+
+    await bot.post(teams_message("I work on Kestrel", service_url=connector.url))
+    await bot.post(teams_message("export", service_url=connector.url))
+    [card] = connector.messages()[-1]["attachments"]
+    assert card["contentType"] == "application/vnd.microsoft.card.adaptive"
+    code = next(b for b in card["content"]["body"] if b["type"] == "CodeBlock")
+    assert "I work on Kestrel" in code["codeSnippet"]
+    assert "Falcon" not in code["codeSnippet"]
+
+
+async def test_forget_asks_first_then_deletes_everything_on_the_card_button(
+    bot: AppServer, connector: FakeConnector, model_server: FakeOpenAI
+) -> None:
+    await bot.post(teams_message("my badge is 4471", service_url=connector.url))
+    await bot.post(teams_message("forget", service_url=connector.url))
+    question = connector.messages()[-1]
+    assert question["attachments"][0]["contentType"] == "application/vnd.microsoft.card.adaptive"
+    assert await stored(bot) != []
+
+    submit = teams_message("", service_url=connector.url)
+    submit.pop("text")
+    submit["value"] = question["attachments"][0]["content"]["actions"][0]["data"]
+    await bot.post(submit)
+    assert "forgotten everything I remembered about you" in connector.texts()[-1]
+    assert await stored(bot) == []
+    await bot.post(teams_message("what's my badge?", service_url=connector.url))
+    assert "4471" not in prompt_text(model_server)
+
+
+async def test_forget_by_typing_yes_and_no_means_no(
+    bot: AppServer, connector: FakeConnector
+) -> None:
+    await bot.post(emulator_message("keep this", service_url=connector.url))
+    await bot.post(emulator_message("/forget", service_url=connector.url))
+    cancel = emulator_message("", service_url=connector.url)
+    cancel["value"] = {"action": "memorybot.forget.cancel"}
+    await bot.post(cancel)
+    assert "keep what I remember" in connector.texts()[-1]
+    assert await stored(bot, "channel/emulator/emulator-user-1") == ["keep this", "echo: keep this"]
+
+    await bot.post(emulator_message("forget", service_url=connector.url))
+    await bot.post(emulator_message("yes", service_url=connector.url))
+    assert await stored(bot, "channel/emulator/emulator-user-1") == []
+
+
+async def test_forget_in_a_group_explains_and_clears_only_the_group(
+    bot: AppServer, connector: FakeConnector
+) -> None:
+    await bot.post(teams_message("private note", service_url=connector.url))
+    await bot.post(
+        teams_message(
+            "group note", conversation_type="groupChat", mention_bot=True, service_url=connector.url
+        )
+    )
+    await bot.post(
+        teams_message(
+            "forget", conversation_type="groupChat", mention_bot=True, service_url=connector.url
+        )
+    )
+    explanation = connector.texts()[-2]
+    assert "Any member of this chat may clear it" in explanation
+    submit = teams_message("", conversation_type="groupChat", service_url=connector.url)
+    submit.pop("text")
+    submit["value"] = {"action": "memorybot.forget.confirm"}
+    await bot.post(submit)
+    assert "from this conversation" in connector.texts()[-1]
+    assert await stored(bot) == ["private note", "echo: private note"]
+
+
+async def test_welcome_once_on_install_and_in_the_emulator(
+    bot: AppServer, connector: FakeConnector
+) -> None:
+    await bot.post(installation_update("add", service_url=connector.url))
+    await bot.post(conversation_update(service_url=connector.url))
+    assert len(connector.texts()) == 1
+    assert "forget" in connector.texts()[0]
+    await bot.post(
+        installation_update("add", conversation_type="groupChat", service_url=connector.url)
+    )
+    assert "@mention me" in connector.texts()[-1]
+    await bot.post(
+        conversation_update(["emulator-user-1"], channel="emulator", service_url=connector.url)
+    )
+    assert "I remember what you tell me" in connector.texts()[-1]
+
+
+async def test_feedback_is_acknowledged_and_logged_without_its_text(
+    bot: AppServer, connector: FakeConnector, caplog: pytest.LogCaptureFixture
+) -> None:
+    invoke = teams_message("", service_url=connector.url)
+    invoke.update(
+        type="invoke",
+        name="message/submitAction",
+        replyToId="reply-42",
+        value={
+            "actionName": "feedback",
+            "actionValue": {"reaction": "dislike", "feedback": '{"feedbackText": "secret words"}'},
+        },
+    )
+    invoke.pop("text")
+    with caplog.at_level(logging.INFO):
+        status, _ = await bot.post(invoke)
+    assert status == 200
+    assert "reaction=dislike reply=reply-42" in caplog.text
+    assert "secret words" not in caplog.text
+
+
+async def test_other_tenants_are_refused_and_nothing_is_stored(
+    make_app: AppFactory, connector: FakeConnector, model_server: FakeOpenAI
+) -> None:
+    bot = await make_app(ALLOWED_TENANT_IDS=TENANT_ID.upper())
+    await bot.post(teams_message("hi from the allowed tenant", service_url=connector.url))
+    assert connector.texts()[-1] == "echo: hi from the allowed tenant"
+    stranger = "11111111-2222-4333-8444-555555555555"
+    await bot.post(teams_message("hello", tenant_id=stranger, service_url=connector.url))
+    await bot.post(emulator_message("hello", service_url=connector.url))
+    assert connector.texts()[-2:] == ["Sorry, MemoryBot isn't available to your organisation."] * 2
+    assert len(model_server.chat_requests()) == 1
+    assert await stored(bot, f"user/{stranger}/{USER_AAD_OBJECT_ID}") == []
+    assert await stored(bot, "channel/emulator/emulator-user-1") == []
+
+
+async def test_a_person_over_the_rate_limit_gets_a_polite_reply(
+    make_app: AppFactory, connector: FakeConnector, model_server: FakeOpenAI
+) -> None:
+    bot = await make_app(RATE_LIMIT_PER_MINUTE="2")
+    for n in range(3):
+        await bot.post(emulator_message(f"message {n}", service_url=connector.url))
+    assert "faster than I can take them" in connector.texts()[-1]
+    assert len(model_server.chat_requests()) == 2
+    assert await stored(bot, "channel/emulator/emulator-user-1") == [
+        "message 0",
+        "echo: message 0",
+        "message 1",
+        "echo: message 1",
+    ]
+    await bot.post(emulator_message("hi", user_id="someone-else", service_url=connector.url))
+    assert connector.texts()[-1] == "echo: hi"
