@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping
+from typing import Any
 
 from aiohttp import web
 
@@ -22,7 +24,13 @@ from model_client import ChatModel, create_chat_model
 log = logging.getLogger("memorybot")
 
 
-def create_app(settings: Settings, store: MemoryStore, model: ChatModel) -> web.Application:
+def create_app(
+    settings: Settings,
+    store: MemoryStore,
+    model: ChatModel,
+    *,
+    auth_overrides: Mapping[str, Any] | None = None,
+) -> web.Application:
     memory = ConversationMemory(
         store,
         system_prompt=settings.system_prompt,
@@ -38,7 +46,7 @@ def create_app(settings: Settings, store: MemoryStore, model: ChatModel) -> web.
         allowed_tenant_ids=settings.allowed_tenant_ids,
         rate_limiter=RateLimiter(settings.rate_limit_per_minute),
     )
-    adapter = create_adapter(settings)
+    adapter = create_adapter(settings, auth_overrides)
 
     app = web.Application(client_max_size=settings.max_request_bytes)
     app.router.add_post("/api/messages", messages_handler(adapter, bot))

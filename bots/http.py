@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlparse
 
@@ -32,23 +32,20 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 TURN_FAILED = "Sorry, something went wrong on my side. Please try again."
 
 
-@dataclass(frozen=True)
-class _BotFrameworkConfiguration:
-    """The attribute names botbuilder's configuration classes read."""
+def create_adapter(
+    settings: Settings, auth_overrides: Mapping[str, Any] | None = None
+) -> CloudAdapter:
+    """A CloudAdapter that checks Bot Framework tokens whenever an app id is configured.
 
-    APP_ID: str
-    APP_PASSWORD: str
-    APP_TYPE: str
-    APP_TENANTID: str
-
-
-def create_adapter(settings: Settings) -> CloudAdapter:
-    """A CloudAdapter that checks Bot Framework tokens whenever an app id is configured."""
-    configuration = _BotFrameworkConfiguration(
+    `auth_overrides` sets more of botbuilder's configuration attributes, such as
+    TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL (tests point it at a local identity server).
+    """
+    configuration = SimpleNamespace(
         APP_ID=settings.app_id,
         APP_PASSWORD=settings.app_password,
         APP_TYPE=settings.app_type,
         APP_TENANTID=settings.app_tenant_id,
+        **(auth_overrides or {}),
     )
     adapter = CloudAdapter(ConfigurationBotFrameworkAuthentication(configuration))
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -23,10 +23,12 @@ class AppServer:
         settings: Settings,
         make_store: Callable[[Settings], MemoryStore],
         make_model: Callable[[Settings], ChatModel],
+        auth_overrides: Mapping[str, Any] | None = None,
     ) -> None:
         self.settings = settings
         self.make_store = make_store
         self.make_model = make_model
+        self.auth_overrides = auth_overrides
         self.port = free_port()
         self._runner: web.AppRunner | None = None
         self.store: MemoryStore | None = None
@@ -37,7 +39,12 @@ class AppServer:
 
     async def start(self) -> None:
         self.store = self.make_store(self.settings)
-        app = create_app(self.settings, self.store, self.make_model(self.settings))
+        app = create_app(
+            self.settings,
+            self.store,
+            self.make_model(self.settings),
+            auth_overrides=self.auth_overrides,
+        )
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
