@@ -39,6 +39,7 @@ def create_app(
         summary_every=settings.memory_summary_every,
         # The offline model cannot summarise; an invented summary would be worse than none.
         summarise=None if settings.model_kind == "offline" else model.complete,
+        embed=model.embed if model.can_embed else None,
     )
     bot = MemoryBot(
         memory,

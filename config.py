@@ -77,6 +77,7 @@ class Settings:
     openai_base_url: str = ""
     openai_api_key: str = field(default="", repr=False)
     openai_model: str = ""
+    embeddings_model: str = ""
     model_timeout_seconds: float = 30.0
     model_max_retries: int = 2
 
@@ -274,6 +275,11 @@ def settings_from(env: Mapping[str, str]) -> Settings:
         openai_base_url=openai_base_url,
         openai_api_key=openai_api_key,
         openai_model=openai_model,
+        embeddings_model=read.text(
+            "AZURE_OPENAI_EMBEDDINGS_DEPLOYMENT"
+            if model_kind == "azure-openai"
+            else "OPENAI_EMBEDDINGS_MODEL"
+        ),
         model_timeout_seconds=read.seconds("MODEL_TIMEOUT_SECONDS", 30.0),
         model_max_retries=read.whole("MODEL_MAX_RETRIES", 2, 0, 10),
         system_prompt=system_prompt,

@@ -69,6 +69,13 @@ class ChatModel(Protocol):
     def stream(self, messages: Prompt) -> AsyncIterator[str]:
         """The model's answer as it is generated, in pieces."""
 
+    @property
+    def can_embed(self) -> bool:
+        """Whether an embeddings model is configured for semantic recall."""
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """One embedding vector per text."""
+
     async def close(self) -> None:
         """Release the HTTP client and credentials; safe to call twice."""
 
@@ -82,14 +89,33 @@ class OpenAIChatModel:
         model: str,
         description: str,
         on_close: Callable[[], Awaitable[None]] | None = None,
+        embeddings_model: str = "",
     ) -> None:
         self._client = client
         self._model = model
         self._description = description
         self._on_close = on_close
+        self._embeddings_model = embeddings_model
 
     def describe(self) -> str:
+        if self._embeddings_model:
+            return f"{self._description}, embeddings {self._embeddings_model}"
         return self._description
+
+    @property
+    def can_embed(self) -> bool:
+        return bool(self._embeddings_model)
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        if not self._embeddings_model:
+            raise ModelMisconfigured("no embeddings model is configured")
+        with _translated_errors():
+            response = await self._client.embeddings.create(
+                model=self._embeddings_model, input=list(texts)
+            )
+        if len(response.data) != len(texts):
+            raise ModelBadAnswer("wrong number of embeddings")
+        return [list(item.embedding) for item in sorted(response.data, key=lambda d: d.index)]
 
     async def complete(self, messages: Prompt) -> str:
         with _translated_errors():
@@ -160,6 +186,13 @@ class OfflineModel:
     async def stream(self, messages: Prompt) -> AsyncIterator[str]:
         yield await self.complete(messages)
 
+    @property
+    def can_embed(self) -> bool:
+        return False
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        raise ModelMisconfigured("the offline model has no embeddings")
+
     async def close(self) -> None:
         return None
 
@@ -183,7 +216,12 @@ def create_chat_model(
             max_retries=settings.model_max_retries,
         )
         where = settings.openai_base_url or "api.openai.com"
-        return OpenAIChatModel(client, settings.openai_model, f"{settings.openai_model} at {where}")
+        return OpenAIChatModel(
+            client,
+            settings.openai_model,
+            f"{settings.openai_model} at {where}",
+            embeddings_model=settings.embeddings_model,
+        )
 
     on_close: Callable[[], Awaitable[None]] | None = None
     auth: dict[str, Any]
@@ -209,7 +247,9 @@ def create_chat_model(
     description = (
         f"Azure OpenAI deployment {deployment} at {settings.azure_openai_endpoint} ({how})"
     )
-    return OpenAIChatModel(azure, deployment, description, on_close)
+    return OpenAIChatModel(
+        azure, deployment, description, on_close, embeddings_model=settings.embeddings_model
+    )
 
 
 @contextmanager

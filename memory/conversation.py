@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from memory.context import build_context
-from memory.recall import query_terms
+from memory.recall import Embed, fuse, query_terms
 from memory.records import ChatMessage, ConversationRecord, Message, utc_now
 from memory.store import MemoryStore
 from memory.summary import Complete, summary_prompt
@@ -38,6 +38,7 @@ class ConversationMemory:
         context_tokens: int = 3000,
         summary_every: int = 10,
         summarise: Complete | None = None,
+        embed: Embed | None = None,
         recall_limit: int = 8,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
@@ -47,6 +48,7 @@ class ConversationMemory:
         self.context_tokens = context_tokens
         self.summary_every = summary_every
         self.summarise = summarise
+        self.embed = embed
         self.recall_limit = recall_limit
         self.clock = clock
         # Pending messages are also archived, so past this cap the oldest leave the record only.
@@ -55,12 +57,15 @@ class ConversationMemory:
 
     async def prompt_for(self, key: str, text: str) -> list[ChatMessage]:
         """The messages to send the model when the person behind `key` says `text`."""
-        record, recalled = await asyncio.gather(
+        wanted = self.recall_limit + self.max_messages  # some will already be in the window
+        record, lexical, semantic = await asyncio.gather(
             self.store.load(key),
-            self.store.search(key, query_terms(text), self.recall_limit + self.max_messages),
+            self.store.search(key, query_terms(text), wanted),
+            self._closest(key, text, wanted),
         )
         in_window = {m.id for m in record.unsummarised}
-        relevant = [m for m in recalled if m.id not in in_window][: self.recall_limit]
+        rankings = [[m for m in found if m.id not in in_window] for found in (lexical, semantic)]
+        relevant = fuse(rankings, self.recall_limit)
         return build_context(
             self.system_prompt, record, text, budget=self.context_tokens, recalled=relevant
         )
@@ -88,9 +93,31 @@ class ConversationMemory:
                 updated_at=now,
             )
 
-        record = await self.store.update(key, append_turn, archive=turn)
+        vectors = await self._vectors(turn)
+        record = await self.store.update(key, append_turn, archive=turn, vectors=vectors)
         if self.summarise and len(record.pending) >= self.summary_every:
             self._summarise_later(key)
+
+    async def _closest(self, key: str, text: str, limit: int) -> list[Message]:
+        """Semantic recall, when embeddings are configured; lexical recall carries on without."""
+        if self.embed is None or limit <= 0:
+            return []
+        try:
+            [vector] = await self.embed([text])
+        except Exception as error:
+            log.warning("embedding failed, lexical recall only: %s", type(error).__name__)
+            return []
+        return await self.store.nearest(key, vector, limit)
+
+    async def _vectors(self, messages: Sequence[Message]) -> dict[str, list[float]] | None:
+        if self.embed is None:
+            return None
+        try:
+            vectors = await self.embed([m.content for m in messages])
+        except Exception as error:
+            log.warning("embedding failed, archived without: %s", type(error).__name__)
+            return None
+        return {m.id: v for m, v in zip(messages, vectors, strict=True)}
 
     async def recall(self, key: str) -> ConversationRecord:
         return await self.store.load(key)

@@ -1,13 +1,18 @@
 """Long-term recall: which archived messages are worth showing the model for a new message.
 
 Lexical, so it works offline: the new message's distinctive words are looked up in the person's
-archive (SQLite FTS5, or an indexed term list in Cosmos DB) and the best matches come back.
+archive (SQLite FTS5, or an indexed term list in Cosmos DB) and the best matches come back. Where
+an embeddings model is configured, the closest messages by meaning are found too, and the two
+rankings are fused, so a question worded differently from the fact still finds it.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Awaitable, Callable, Sequence
+
+from memory.records import Message
 
 # Words that carry no memory: asking "what is my manager's name?" should search for
 # "manager" and "name", not "what" and "is".
@@ -47,3 +52,20 @@ def terms_of(text: str) -> list[str]:
 def query_terms(text: str) -> list[str]:
     """The terms to search the archive for when the person says `text`."""
     return terms_of(text)[:MAX_QUERY_TERMS]
+
+
+# The embeddings call memory is given (the model client's `embed`), for semantic recall.
+Embed = Callable[[Sequence[str]], Awaitable[list[list[float]]]]
+_FUSION_K = 60  # the usual reciprocal-rank-fusion constant: later ranks still count, a little
+
+
+def fuse(rankings: Sequence[Sequence[Message]], limit: int) -> list[Message]:
+    """Reciprocal rank fusion of several best-first lists: found by both beats found by one."""
+    scores: dict[str, float] = {}
+    messages: dict[str, Message] = {}
+    for ranking in rankings:
+        for rank, message in enumerate(ranking):
+            scores[message.id] = scores.get(message.id, 0.0) + 1.0 / (_FUSION_K + rank)
+            messages[message.id] = message
+    best = sorted(scores, key=lambda id_: -scores[id_])[:limit]
+    return [messages[id_] for id_ in best]

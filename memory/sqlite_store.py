@@ -2,7 +2,9 @@
 
 aiosqlite keeps SQLite calls off the event loop. Writes go through `BEGIN IMMEDIATE`, so a
 read-modify-write is atomic even when several processes share the file; WAL lets readers
-carry on while a write is in progress. The archive is an FTS5 table, ranked by BM25.
+carry on while a write is in progress. The archive is an FTS5 table, ranked by BM25; embeddings
+(when configured) sit beside it as float32 blobs, compared by cosine similarity with numpy, which
+reads all of one person's vectors per search: fine for the embedded default, not for millions.
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiosqlite
+import numpy as np
 
 from memory.errors import StoreError, StoreUnavailable
 from memory.records import ConversationRecord, Message
@@ -32,6 +35,14 @@ _SCHEMA = (
     CREATE VIRTUAL TABLE IF NOT EXISTS archive USING fts5(
         content, key UNINDEXED, id UNINDEXED, role UNINDEXED, at UNINDEXED,
         tokenize = 'unicode61 remove_diacritics 2'
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS vectors (
+        key TEXT NOT NULL,
+        id TEXT NOT NULL,
+        vector BLOB NOT NULL,
+        PRIMARY KEY (key, id)
     )
     """,
 )
@@ -77,7 +88,12 @@ class SQLiteStore:
         return _decode(key, row[0] if row else None)
 
     async def update(
-        self, key: str, mutate: Mutation, *, archive: Sequence[Message] = ()
+        self,
+        key: str,
+        mutate: Mutation,
+        *,
+        archive: Sequence[Message] = (),
+        vectors: Mapping[str, Sequence[float]] | None = None,
     ) -> ConversationRecord:
         async with self._transaction("write") as db:
             async with db.execute("SELECT body FROM records WHERE key = ?", (key,)) as cursor:
@@ -97,6 +113,13 @@ class SQLiteStore:
                 "INSERT INTO archive (content, key, id, role, at) VALUES (?, ?, ?, ?, ?)",
                 [(m.content, key, m.id, m.role, m.at.isoformat()) for m in archive],
             )
+            await db.executemany(
+                "INSERT OR REPLACE INTO vectors (key, id, vector) VALUES (?, ?, ?)",
+                [
+                    (key, id_, np.asarray(vector, dtype=np.float32).tobytes())
+                    for id_, vector in (vectors or {}).items()
+                ],
+            )
         return record
 
     async def search(self, key: str, terms: Sequence[str], limit: int) -> list[Message]:
@@ -114,6 +137,28 @@ class SQLiteStore:
             raise StoreUnavailable(f"SQLite search failed: {error}") from error
         return [_archived(*row) for row in rows]
 
+    async def nearest(self, key: str, vector: Sequence[float], limit: int) -> list[Message]:
+        if limit <= 0:
+            return []
+        try:
+            async with self._connection().execute(
+                "SELECT id, vector FROM vectors WHERE key = ?", (key,)
+            ) as cursor:
+                rows = list(await cursor.fetchall())
+            if not rows:
+                return []
+            ids = [row[0] for row in rows]
+            best = [ids[i] for i in _most_similar([row[1] for row in rows], vector, limit)]
+            marks = ",".join("?" * len(best))
+            async with self._connection().execute(
+                f"SELECT id, role, content, at FROM archive WHERE key = ? AND id IN ({marks})",  # noqa: S608
+                (key, *best),
+            ) as cursor:
+                found = {row[0]: _archived(*row) for row in await cursor.fetchall()}
+        except sqlite3.Error as error:
+            raise StoreUnavailable(f"SQLite search failed: {error}") from error
+        return [found[id_] for id_ in best if id_ in found]
+
     async def archived(self, key: str, limit: int) -> list[Message]:
         try:
             async with self._connection().execute(
@@ -130,6 +175,7 @@ class SQLiteStore:
         async with self._transaction("delete") as db:
             await db.execute("DELETE FROM records WHERE key = ?", (key,))
             await db.execute("DELETE FROM archive WHERE key = ?", (key,))
+            await db.execute("DELETE FROM vectors WHERE key = ?", (key,))
 
     @asynccontextmanager
     async def _transaction(self, what: str) -> AsyncIterator[aiosqlite.Connection]:
@@ -165,3 +211,17 @@ def _decode(key: str, body: str | None) -> ConversationRecord:
 
 def _archived(id_: str, role: str, content: str, at: str) -> Message:
     return Message.from_json({"id": id_, "role": role, "content": content, "at": at})
+
+
+def _most_similar(blobs: Sequence[bytes], vector: Sequence[float], limit: int) -> list[int]:
+    """Indexes of the `limit` blobs most cosine-similar to `vector`, best first."""
+    query = np.asarray(vector, dtype=np.float32)
+    stored = [np.frombuffer(blob, dtype=np.float32) for blob in blobs]
+    usable = [i for i, v in enumerate(stored) if v.shape == query.shape]
+    if not usable:
+        return []
+    matrix = np.stack([stored[i] for i in usable])
+    norms = np.linalg.norm(matrix, axis=1) * (np.linalg.norm(query) or 1.0)
+    scores = matrix @ query / np.where(norms == 0, 1.0, norms)
+    order = np.argsort(-scores)[:limit]
+    return [usable[int(i)] for i in order]

@@ -7,7 +7,7 @@ summaries or prompts. `update` is a compare-and-swap loop, so the merge policy l
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from memory.records import ConversationRecord, Message
@@ -23,16 +23,25 @@ class MemoryStore(Protocol):
         """The record for `key`, or an empty one if nothing is stored."""
 
     async def update(
-        self, key: str, mutate: Mutation, *, archive: Sequence[Message] = ()
+        self,
+        key: str,
+        mutate: Mutation,
+        *,
+        archive: Sequence[Message] = (),
+        vectors: Mapping[str, Sequence[float]] | None = None,
     ) -> ConversationRecord:
         """Apply `mutate` to the stored record and write it, with no lost updates.
 
         `mutate` must be pure: on a concurrent write it is applied again to the newer record.
-        `archive` messages are added to the key's searchable archive (once each, by id).
+        `archive` messages are added to the key's searchable archive (once each, by id), with
+        their embedding from `vectors` (by message id) where there is one.
         """
 
     async def search(self, key: str, terms: Sequence[str], limit: int) -> list[Message]:
         """Archived messages of `key` matching any of `terms`, best matches first."""
+
+    async def nearest(self, key: str, vector: Sequence[float], limit: int) -> list[Message]:
+        """Archived messages of `key` whose embeddings are closest to `vector`, closest first."""
 
     async def archived(self, key: str, limit: int) -> list[Message]:
         """The newest `limit` archived messages of `key`, oldest first (for export)."""

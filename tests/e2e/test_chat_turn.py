@@ -115,3 +115,22 @@ async def test_healthz_answers_while_serving(bot: AppServer) -> None:
     async with aiohttp.ClientSession() as session, session.get(f"{bot.url}/healthz") as response:
         assert response.status == 200
         assert (await response.json())["status"] == "ok"
+
+
+async def test_with_an_embeddings_model_turns_are_embedded_and_survive_its_failure(
+    make_app: AppFactory, connector: FakeConnector, model_server: FakeOpenAI
+) -> None:
+    from tests.support.fake_openai import ServerError
+
+    bot = await make_app(OPENAI_EMBEDDINGS_MODEL="embedder")
+    await bot.post(emulator_message("Grace Hopper is my manager", service_url=connector.url))
+    embedded = [r for r in model_server.requests if r["kind"] == "embeddings"]
+    assert {r["body"]["model"] for r in embedded} == {"embedder"}
+    assert ["Grace Hopper is my manager", "echo: Grace Hopper is my manager"] in [
+        r["body"]["input"] for r in embedded
+    ]
+
+    model_server.script_embeddings(ServerError(500), ServerError(500))
+    await bot.post(emulator_message("who is my manager?", service_url=connector.url))
+    assert connector.texts()[-1] == "echo: who is my manager?"
+    assert "Grace Hopper is my manager" in contents(model_server.last_messages())

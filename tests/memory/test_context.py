@@ -19,11 +19,15 @@ def turns(*pairs: tuple[str, str]) -> tuple[Message, ...]:
     return tuple(m for q, a in pairs for m in (Message("user", q), Message("assistant", a)))
 
 
+# Adversarial sizes without drawing huge random data: short random text, and random text
+# repeated into messages of up to ~20,000 characters (emoji, CJK and plain words among them).
 texts = st.one_of(
     st.text(max_size=50),
-    st.text(min_size=1000, max_size=20_000),
     st.builds(
-        lambda w, n: (w + " ") * n,
+        lambda chunk, times: chunk * times, st.text(min_size=1, max_size=20), st.integers(50, 1000)
+    ),
+    st.builds(
+        lambda word, times: (word + " ") * times,
         st.sampled_from(["x", "数据", "🙂", "token"]),
         st.integers(0, 5000),
     ),
@@ -36,7 +40,7 @@ texts = st.one_of(
     system=texts,
     new=texts,
     summary=texts,
-    history=st.lists(texts, max_size=30),
+    history=st.lists(texts, max_size=20),
     recalled=st.lists(texts, max_size=10),
 )
 def test_the_prompt_never_exceeds_the_budget(

@@ -153,3 +153,55 @@ async def test_without_a_summariser_old_messages_leave_the_record_but_stay_recal
     assert record.summary == ""
     prompt = " ".join(m["content"] for m in await memory.prompt_for("k", "launch code name?"))
     assert "Bluebird" in prompt
+
+
+CONCEPTS = {"manager": 0, "report": 0, "boss": 0, "dog": 1, "pet": 1, "office": 2, "city": 2}
+
+
+async def concept_embed(texts: Sequence[str]) -> list[list[float]]:
+    """A tiny stand-in for an embeddings model: words with the same meaning share a dimension."""
+    vectors = []
+    for text in texts:
+        vector = [0.0] * (len(set(CONCEPTS.values())) + 1)
+        for word in text.lower().replace("?", " ").replace(".", " ").split():
+            vector[CONCEPTS.get(word, -1)] += 1.0
+        vectors.append(vector)
+    return vectors
+
+
+async def test_semantic_recall_finds_a_fact_asked_in_other_words(
+    store_factory: StoreFactory,
+) -> None:
+    store = await store_factory()
+    lexical_only = memory_with(store, None)
+    semantic = ConversationMemory(store, system_prompt="s", max_messages=4, embed=concept_embed)
+    await semantic.remember("k", "Grace Hopper is my manager.", "noted")
+    for n in range(6):
+        await semantic.remember("k", f"filler {n}", "ok")
+
+    question = "Who do I report to?"
+    assert "Grace Hopper" not in " ".join(
+        m["content"] for m in await lexical_only.prompt_for("k", question)
+    )
+    recall = next(
+        m["content"]
+        for m in await semantic.prompt_for("k", question)
+        if m["content"].startswith(RECALL_HEADING)
+    )
+    assert "Grace Hopper is my manager." in recall
+
+
+async def test_a_failing_embeddings_model_leaves_lexical_recall_working(
+    store_factory: StoreFactory,
+) -> None:
+    async def broken(texts: Sequence[str]) -> list[list[float]]:
+        raise RuntimeError("embeddings down")
+
+    memory = ConversationMemory(
+        await store_factory(), system_prompt="s", max_messages=4, embed=broken
+    )
+    await memory.remember("k", "The launch code name is Bluebird", "noted")
+    for n in range(4):
+        await memory.remember("k", f"q{n}", f"a{n}")
+    prompt = " ".join(m["content"] for m in await memory.prompt_for("k", "launch code name?"))
+    assert "Bluebird" in prompt
