@@ -20,6 +20,7 @@ from config import ConfigError, Settings, load_settings
 from memory import ConversationMemory, MemoryStore
 from memory.sqlite_store import SQLiteStore
 from model_client import ChatModel, create_chat_model
+from telemetry import configure_exporter
 
 log = logging.getLogger("memorybot")
 
@@ -97,16 +98,19 @@ def main() -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("azure").setLevel(logging.WARNING)  # SDK request logs: noise, not signal
+    exporting = configure_exporter(settings.applicationinsights_connection_string)
     store = create_store(settings)
     model = create_chat_model(settings)
     auth = "Bot Framework tokens required" if settings.auth_enabled else "no auth (Emulator mode)"
     log.info(
-        "MemoryBot on http://%s:%d/api/messages; store: %s; model: %s; %s",
+        "MemoryBot on http://%s:%d/api/messages; store: %s; model: %s; %s%s",
         settings.host,
         settings.port,
         store.describe(),
         model.describe(),
         auth,
+        "; telemetry to Application Insights" if exporting else "",
     )
     web.run_app(
         create_app(settings, store, model), host=settings.host, port=settings.port, print=None

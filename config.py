@@ -25,7 +25,12 @@ DEFAULT_SYSTEM_PROMPT = (
     "told you in earlier conversations; use it when it helps, and say so when you do not know."
 )
 SECRET_VARIABLES = frozenset(
-    {"MicrosoftAppPassword", "COSMOS_KEY", "AZURE_OPENAI_API_KEY", "OPENAI_API_KEY"}
+    {
+        "MicrosoftAppPassword",
+        "COSMOS_KEY",
+        "AZURE_OPENAI_API_KEY",
+        "OPENAI_API_KEY",
+    }
 )
 _APP_TYPES: dict[str, AppType] = {
     "multitenant": "MultiTenant",
@@ -52,6 +57,7 @@ class Settings:
     port: int = 3978
     host: str = "127.0.0.1"
     log_level: str = "INFO"
+    applicationinsights_connection_string: str = field(default="", repr=False)
     max_request_bytes: int = 1024 * 1024
 
     app_id: str = ""
@@ -253,6 +259,7 @@ def settings_from(env: Mapping[str, str]) -> Settings:
         log_level=read.choice(
             "LOG_LEVEL", "INFO", {n.lower(): n for n in ("DEBUG", "INFO", "WARNING", "ERROR")}
         ),
+        applicationinsights_connection_string=read.text("APPLICATIONINSIGHTS_CONNECTION_STRING"),
         max_request_bytes=read.whole("MAX_REQUEST_BYTES", 1024 * 1024, 4096, 64 * 1024 * 1024),
         app_id=app_id,
         app_password=app_password,

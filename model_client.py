@@ -20,6 +20,7 @@ from azure.identity.aio import DefaultAzureCredential, get_bearer_token_provider
 from openai.types.chat import ChatCompletion
 
 from config import Settings
+from telemetry import record_model_usage
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,8 @@ class OpenAIChatModel:
         # A server that answers with something other than JSON makes the client return a str.
         if not isinstance(response, ChatCompletion) or not response.choices:
             raise ModelBadAnswer("the response is not a chat completion")
+        if response.usage is not None:
+            record_model_usage(response.usage.prompt_tokens, response.usage.completion_tokens)
         choice = response.choices[0]
         if choice.finish_reason == "content_filter":
             raise ModelRefused("finish_reason content_filter")
@@ -136,9 +139,14 @@ class OpenAIChatModel:
     async def stream(self, messages: Prompt) -> AsyncIterator[str]:
         with _translated_errors():
             chunks = await self._client.chat.completions.create(
-                model=self._model, messages=_as_params(messages), stream=True
+                model=self._model,
+                messages=_as_params(messages),
+                stream=True,
+                stream_options={"include_usage": True},
             )
             async for chunk in chunks:
+                if chunk.usage is not None:
+                    record_model_usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
                 if not chunk.choices:
                     continue
                 choice = chunk.choices[0]

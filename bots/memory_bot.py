@@ -33,6 +33,7 @@ from bots.limits import RateLimiter
 from bots.replies import answer_activity, export_activity, forget_confirmation, send_streamed
 from memory import ConversationMemory, StoreError
 from model_client import ChatModel, ModelError
+from telemetry import log_turn, measure_turn
 
 log = logging.getLogger(__name__)
 
@@ -140,15 +141,19 @@ class MemoryBot(TeamsActivityHandler):  # type: ignore[misc]
                 RATE_LIMITED.format(limit=self.rate_limiter.per_minute)
             )
             return
-        await self._chat(turn_context, key, text, stream=streams_in(activity))
+        started = time.perf_counter()
+        with measure_turn() as metrics:
+            outcome = await self._chat(turn_context, key, text, stream=streams_in(activity))
+        log_turn(metrics, (time.perf_counter() - started) * 1000, outcome)
 
-    async def _chat(self, turn_context: TurnContext, key: str, text: str, stream: bool) -> None:
+    async def _chat(self, turn_context: TurnContext, key: str, text: str, stream: bool) -> str:
+        """One chat turn; returns its outcome for the turn's log line."""
         try:
             prompt = await self.memory.prompt_for(key, text)
         except StoreError as error:
             log.error("memory load failed: %s: %s", type(error).__name__, error)
             await turn_context.send_activity(STORE_DOWN)
-            return
+            return "store-unavailable"
         try:
             if stream:
                 reply = await send_streamed(turn_context, self.model.stream(prompt))
@@ -160,14 +165,16 @@ class MemoryBot(TeamsActivityHandler):  # type: ignore[misc]
             log.warning("model call failed: %s (%s)", type(error).__name__, error)
             kept = await self._remember(key, text, None)
             await turn_context.send_activity(f"{error.user_message} {KEPT if kept else NOT_KEPT}")
-            return
+            return "model-failed"
         except Exception as error:
             # The person never saw the reply: keep their message, not an answer they did not get.
             log.error("sending the reply failed: %s", type(error).__name__, exc_info=True)
             await self._remember(key, text, None)
-            return
+            return "reply-failed"
         if not await self._remember(key, text, reply):
             await turn_context.send_activity(REPLY_NOT_SAVED)
+            return "not-saved"
+        return "answered"
 
     async def _command(
         self, turn_context: TurnContext, key: str, command: Command, group: bool

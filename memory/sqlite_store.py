@@ -22,6 +22,7 @@ import numpy as np
 from memory.errors import StoreError, StoreUnavailable
 from memory.records import ConversationRecord, Message
 from memory.store import Mutation
+from telemetry import record_store_request
 
 _SCHEMA = (
     """
@@ -78,6 +79,7 @@ class SQLiteStore:
         return self._db
 
     async def load(self, key: str) -> ConversationRecord:
+        record_store_request()
         try:
             async with self._connection().execute(
                 "SELECT body FROM records WHERE key = ?", (key,)
@@ -95,6 +97,7 @@ class SQLiteStore:
         archive: Sequence[Message] = (),
         vectors: Mapping[str, Sequence[float]] | None = None,
     ) -> ConversationRecord:
+        record_store_request()
         async with self._transaction("write") as db:
             async with db.execute("SELECT body FROM records WHERE key = ?", (key,)) as cursor:
                 row = await cursor.fetchone()
@@ -125,6 +128,7 @@ class SQLiteStore:
     async def search(self, key: str, terms: Sequence[str], limit: int) -> list[Message]:
         if not terms or limit <= 0:
             return []
+        record_store_request()
         query = " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
         try:
             async with self._connection().execute(
@@ -140,6 +144,7 @@ class SQLiteStore:
     async def nearest(self, key: str, vector: Sequence[float], limit: int) -> list[Message]:
         if limit <= 0:
             return []
+        record_store_request()
         try:
             async with self._connection().execute(
                 "SELECT id, vector FROM vectors WHERE key = ?", (key,)

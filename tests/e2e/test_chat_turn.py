@@ -134,3 +134,23 @@ async def test_with_an_embeddings_model_turns_are_embedded_and_survive_its_failu
     await bot.post(emulator_message("who is my manager?", service_url=connector.url))
     assert connector.texts()[-1] == "echo: who is my manager?"
     assert "Grace Hopper is my manager" in contents(model_server.last_messages())
+
+
+async def test_each_turn_logs_its_figures_and_no_content(
+    bot: AppServer,
+    connector: FakeConnector,
+    model_server: FakeOpenAI,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    with caplog.at_level(logging.INFO):
+        await bot.post(emulator_message("my secret plan is tangerine", service_url=connector.url))
+    [record] = [r for r in caplog.records if r.name == "memorybot.turns"]
+    figures = vars(record)
+    assert record.getMessage().startswith("turn answered: ")
+    words_sent = sum(len(m["content"].split()) for m in model_server.last_messages())
+    assert figures["model_prompt_tokens"] == words_sent  # the model server counts words
+    assert figures["model_completion_tokens"] == len("echo: my secret plan is tangerine".split())
+    assert figures["store_requests"] == 3  # load and archive search, then one write
+    assert "tangerine" not in caplog.text
