@@ -8,6 +8,7 @@ message anyway.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -128,8 +129,6 @@ def export_activity(export: dict[str, Any], teams: bool) -> Activity:
 
     Teams does not accept inline file attachments from bots, so there the JSON goes in a card.
     """
-    import json
-
     text = json.dumps(export, ensure_ascii=False, indent=2, default=str)
     intro = "Here is everything I keep for this memory, as JSON."
     if not teams:

@@ -1,30 +1,138 @@
-"""Shared fixtures: store backends for the shared suite, and the fake servers tests talk to."""
+"""Shared fixtures: store backends for the shared suite, and the fake servers tests talk to.
+
+Every test that asks for `store_factory` runs once per backend (SQLite, and Cosmos DB through the
+local `@vercel/cosmosdb-server`), with the same asserts. The Cosmos DB server starts once per run
+and each test gets its own database, so no test sees another's data.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pytest
+from azure.cosmos.aio import CosmosClient
+from azure.cosmos.exceptions import CosmosHttpResponseError
 
 from memory import MemoryStore
+from memory.cosmos_store import CosmosStore
 from memory.sqlite_store import SQLiteStore
+from tests.support.cosmos_server import CosmosServer, CosmosServerError
+
+STORE_BACKENDS = ["sqlite", "cosmos"]
 
 
 class StoreFactory(Protocol):
     def __call__(self, *, reopen: bool = False) -> Awaitable[MemoryStore]: ...
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(scope="session")
+def cosmos_server() -> Iterator[CosmosServer]:
+    """One local Cosmos DB API server for the whole run; needs Node.js and `npm ci`."""
+    server = CosmosServer()
+    try:
+        server.start()
+    except CosmosServerError as error:
+        pytest.fail(f"the Cosmos DB test server did not start: {error}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def cosmos(cosmos_server: CosmosServer) -> Iterator[CosmosServer]:
+    """The run's Cosmos DB server, answering normally and with an empty request log.
+
+    A test that stopped it gets it started again (empty) for the next one; faults a test left
+    pending are cleared.
+    """
+    cosmos_server.start()
+    cosmos_server.clear_faults()
+    cosmos_server.clear_requests()
+    yield cosmos_server
+    if cosmos_server.running:
+        cosmos_server.clear_faults()
+
+
+def cosmos_store_on(
+    server: CosmosServer, database: str, *, container: str = "memory", **options: Any
+) -> CosmosStore:
+    """A CosmosStore on the test server that may create its database and container."""
+    settings: dict[str, Any] = {"verify_tls": False, "create_if_missing": True, **options}
+    return CosmosStore(
+        server.endpoint, key=server.key, database=database, container=container, **settings
+    )
+
+
+def new_database_name() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@asynccontextmanager
+async def cosmos_client(server: CosmosServer) -> AsyncIterator[CosmosClient]:
+    """An SDK client on the test server, to set up or inspect what a store sees.
+
+    Closed even when its first request fails: `async with CosmosClient(...)` leaks its HTTP
+    session then.
+    """
+    client = CosmosClient(server.endpoint, server.key, connection_verify=False)
+    try:
+        await client.__aenter__()
+        yield client
+    finally:
+        await client.close()
+
+
+async def drop_database(server: CosmosServer, name: str) -> None:
+    """Delete a test database, if the server is up and the database exists."""
+    if not server.running:
+        return
+    server.clear_faults()
+    async with cosmos_client(server) as client:
+        try:
+            await client.delete_database(name)
+        except CosmosHttpResponseError as error:
+            if error.status_code != 404:
+                raise
+
+
+@pytest.fixture
+async def cosmos_database(cosmos: CosmosServer) -> AsyncIterator[str]:
+    """The name of a database of this test's own, dropped afterwards."""
+    name = new_database_name()
+    yield name
+    await drop_database(cosmos, name)
+
+
+@pytest.fixture(params=STORE_BACKENDS)
 async def store_factory(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[StoreFactory]:
-    """Opens stores of one backend; `reopen=True` opens the same storage again."""
+    """Opens stores of one backend; `reopen=True` opens the same storage again, as a new store."""
+    build: Callable[[], MemoryStore]
+    server: CosmosServer | None = None
+    database = new_database_name()
+    if request.param == "cosmos":
+        # Requested here, not as an argument, so that SQLite-only runs need no Node.js.
+        server = request.getfixturevalue("cosmos")
+
+        def build() -> MemoryStore:
+            assert server is not None
+            return cosmos_store_on(server, database)
+
+    else:
+
+        def build() -> MemoryStore:
+            return SQLiteStore(tmp_path / "memory.db")
+
     opened: list[MemoryStore] = []
 
     async def open_store(*, reopen: bool = False) -> MemoryStore:
-        store = SQLiteStore(tmp_path / "memory.db")
+        store = build()
         await store.open()
         opened.append(store)
         return store
@@ -32,3 +140,5 @@ async def store_factory(
     yield open_store
     for store in opened:
         await store.close()
+    if server is not None:
+        await drop_database(server, database)
