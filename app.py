@@ -17,7 +17,7 @@ from aiohttp import web
 from bots import MemoryBot, create_adapter, messages_handler
 from bots.limits import RateLimiter
 from config import ConfigError, Settings, load_settings
-from memory import ConversationMemory, MemoryStore
+from memory import ConversationMemory, MemoryStore, StoreError
 from memory.sqlite_store import SQLiteStore
 from model_client import ChatModel, create_chat_model
 from telemetry import configure_exporter
@@ -112,9 +112,16 @@ def main() -> int:
         auth,
         "; telemetry to Application Insights" if exporting else "",
     )
-    web.run_app(
-        create_app(settings, store, model), host=settings.host, port=settings.port, print=None
-    )
+    try:
+        web.run_app(
+            create_app(settings, store, model), host=settings.host, port=settings.port, print=None
+        )
+    except StoreError as error:
+        log.error("MemoryBot cannot start: %s", error)
+        return 3
+    except OSError as error:
+        log.error("MemoryBot cannot listen on %s:%d: %s", settings.host, settings.port, error)
+        return 3
     return 0
 
 

@@ -133,3 +133,25 @@ async def test_a_bad_setting_stops_start_up_with_one_clear_message(tmp_path: Pat
     assert "COSMOS_ENDPOINT" in message
     assert "Traceback" not in message
     assert "s3cr3t-value" not in message + out.decode()
+
+
+async def test_an_unusable_store_stops_start_up_with_one_clear_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PORT": str(free_port()),
+        "SQLITE_PATH": str(blocker / "memory.db"),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(REPO / "app.py"),
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 3
+    assert "MemoryBot cannot start: cannot open the SQLite file" in out.decode()
+    assert "Traceback" not in out.decode()
