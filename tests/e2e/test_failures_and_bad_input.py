@@ -160,13 +160,28 @@ async def test_unknown_activity_types_are_accepted_and_ignored(
     assert model_server.chat_requests() == []
 
 
+@pytest.mark.parametrize(
+    "identity",
+    [
+        {"MicrosoftAppType": "MultiTenant", "MicrosoftAppPassword": "not-used-in-this-test"},
+        {
+            "MicrosoftAppType": "SingleTenant",
+            "MicrosoftAppPassword": "not-used",
+            "MicrosoftAppTenantId": "72f988bf-86f1-41af-91ab-2d7cd011db47",
+        },
+        {
+            "MicrosoftAppType": "UserAssignedMSI",
+            "MicrosoftAppTenantId": "72f988bf-86f1-41af-91ab-2d7cd011db47",
+        },
+    ],
+)
 async def test_with_an_app_id_a_request_without_a_token_gets_401(
-    make_app: AppFactory, connector: FakeConnector, model_server: FakeOpenAI
+    make_app: AppFactory,
+    connector: FakeConnector,
+    model_server: FakeOpenAI,
+    identity: dict[str, str],
 ) -> None:
-    bot = await make_app(
-        MicrosoftAppId="00000000-0000-4000-8000-000000000001",
-        MicrosoftAppPassword="not-used-in-this-test",
-    )
+    bot = await make_app(MicrosoftAppId="00000000-0000-4000-8000-000000000001", **identity)
     status, answer = await bot.post(emulator_message("hi", service_url=connector.url))
     assert status == 401
     assert "token" in answer["error"]
