@@ -203,7 +203,7 @@ async def share_recalled(
         context_tokens=budget,
         summary_every=10,
         summarise=extractive_summariser() if summarise else None,
-        recall_limit=8 if recall else 0,
+        recall_limit=None if recall else 0,
         embed=embed,
     )
     direct_hits = paraphrase_hits = total = 0

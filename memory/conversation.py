@@ -39,7 +39,7 @@ class ConversationMemory:
         summary_every: int = 10,
         summarise: Complete | None = None,
         embed: Embed | None = None,
-        recall_limit: int = 8,
+        recall_limit: int | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.store = store
@@ -49,7 +49,9 @@ class ConversationMemory:
         self.summary_every = summary_every
         self.summarise = summarise
         self.embed = embed
-        self.recall_limit = recall_limit
+        # Older messages to recall: more where the budget has room (their block is capped at a
+        # quarter of the budget either way).
+        self.recall_limit = max(4, context_tokens // 200) if recall_limit is None else recall_limit
         self.clock = clock
         # Pending messages are also archived, so past this cap the oldest leave the record only.
         self.max_pending = max(summary_every * 4, 40)
