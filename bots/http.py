@@ -79,11 +79,22 @@ def messages_handler(adapter: CloudAdapter, bot: Bot) -> Handler:
             return _problem(400, "The body is not a Bot Framework activity.")
 
         try:
-            response = await adapter.process_activity(
-                request.headers.get("Authorization", ""), activity, bot.on_turn
+            # Authenticated here, apart from the turn: botbuilder refuses a bad token with
+            # PermissionError, PyJWT's errors, IndexError (unknown key id) or a bare Exception
+            # (endorsements), and treats an empty header differently from a missing one.
+            authentication = await adapter.bot_framework_authentication.authenticate_request(
+                activity, request.headers.get("Authorization") or None
             )
-        except PermissionError:
+        except PermissionError as error:
+            log.info("refused a request: %s", error)
             return _problem(401, "The request's Bot Framework token is missing or not valid.")
+        except OSError as error:  # requests' errors: the signing keys could not be fetched
+            log.error("could not check a Bot Framework token: %s", type(error).__name__)
+            return _problem(503, "The bot cannot check Bot Framework tokens right now.")
+        except Exception as error:
+            log.info("refused a request: %s", type(error).__name__)
+            return _problem(401, "The request's Bot Framework token is missing or not valid.")
+        response = await adapter.process_activity(authentication, activity, bot.on_turn)
         if response:
             return web.json_response(data=serializer_helper(response.body), status=response.status)
         return web.Response(status=201)
@@ -95,22 +106,64 @@ def activity_problem(body: Any) -> str | None:
     """What makes `body` unusable as an incoming activity, in one sentence, or None."""
     if not isinstance(body, dict):
         return "The body must be a JSON object (a Bot Framework activity)."
+    if not _is_unicode(body):
+        return "The activity holds text that is not Unicode (a lone surrogate such as \\ud800)."
     if not isinstance(body.get("type"), str) or not body["type"]:
         return 'The activity needs a "type" such as "message".'
-    service_url = body.get("serviceUrl")
-    if not isinstance(service_url, str) or urlparse(service_url).scheme not in ("http", "https"):
+    if not _is_http_url(body.get("serviceUrl")):
         return 'The activity needs a "serviceUrl" (the http(s) URL replies are sent to).'
     for field in ("conversation", "from", "recipient"):
         value = body.get(field)
         if not isinstance(value, dict) or not isinstance(value.get("id"), str):
             return f'The activity needs "{field}" with a string "id".'
+    if not body["conversation"]["id"]:
+        return 'The activity\'s "conversation" needs a non-empty "id".'
     for field in ("text", "channelId", "id", "locale", "replyToId"):
         if body.get(field) is not None and not isinstance(body[field], str):
             return f'The activity\'s "{field}" must be a string.'
-    for field in ("entities", "attachments", "membersAdded", "membersRemoved"):
-        if body.get(field) is not None and not isinstance(body[field], list):
-            return f'The activity\'s "{field}" must be a list.'
+    for field in _LISTS_OF_OBJECTS:
+        items = body.get(field)
+        if items is not None and (
+            not isinstance(items, list) or not all(isinstance(item, dict) for item in items)
+        ):
+            return f'The activity\'s "{field}" must be a list of objects.'
+    if not all(isinstance(entity.get("type"), str) for entity in body.get("entities") or []):
+        return 'Each of the activity\'s "entities" needs a string "type".'
+    for field in ("membersAdded", "membersRemoved"):
+        if not all(isinstance(m.get("id"), str) and m["id"] for m in body.get(field) or []):
+            return f'Each of the activity\'s "{field}" needs a string "id".'
+    if body.get("channelData") is not None and not isinstance(body["channelData"], dict):
+        return 'The activity\'s "channelData" must be an object.'
     return None
+
+
+_LISTS_OF_OBJECTS = (
+    "entities",
+    "attachments",
+    "membersAdded",
+    "membersRemoved",
+    "reactionsAdded",
+    "reactionsRemoved",
+)
+
+
+def _is_unicode(body: Any) -> bool:
+    """False when a string holds a lone surrogate: legal JSON escapes, but no text to store."""
+    try:
+        json.dumps(body, ensure_ascii=False).encode()
+    except (UnicodeEncodeError, RecursionError):
+        return False
+    return True
+
+
+def _is_http_url(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        parts = urlparse(value)
+        return parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        return False
 
 
 def _problem(status: int, detail: str) -> web.Response:

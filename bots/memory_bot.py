@@ -240,6 +240,11 @@ class MemoryBot(TeamsActivityHandler):  # type: ignore[misc]
         group = is_group_conversation(turn_context.activity)
         await turn_context.send_activity(WELCOME_GROUP if group else WELCOME_PERSONAL)
 
+    async def on_conversation_update_activity(self, turn_context: TurnContext) -> None:
+        if turn_context.activity.channel_id == "msteams":
+            return  # welcomed on installationUpdate; botbuilder would look up every new member
+        await super().on_conversation_update_activity(turn_context)
+
     async def on_members_added_activity(
         self, members_added: list[ChannelAccount], turn_context: TurnContext
     ) -> None:
@@ -259,7 +264,8 @@ class MemoryBot(TeamsActivityHandler):  # type: ignore[misc]
             # Which reply was rated and how; never the feedback text, which is chat content.
             log.info("feedback: reaction=%s reply=%s", reaction, activity.reply_to_id)
             return InvokeResponse(status=200)
-        return await super().on_invoke_activity(turn_context)
+        # botbuilder's handlers parse payloads for features this bot lacks, and crash on bad ones.
+        return InvokeResponse(status=501)
 
     async def _remember(self, key: str, text: str, reply: str | None) -> bool:
         try:
@@ -299,8 +305,18 @@ def message_text(activity: Activity) -> str:
     if not isinstance(activity.text, str):
         return ""
     text: str = activity.text
-    if activity.recipient is not None and activity.entities:
-        text = TurnContext.remove_recipient_mention(activity) or ""
+    bot_id = activity.recipient.id if activity.recipient else None
+    for entity in activity.entities or []:
+        properties = entity.additional_properties or {}
+        mentioned, mention = properties.get("mentioned"), properties.get("text")
+        if (
+            (entity.type or "").lower() == "mention"
+            and isinstance(mentioned, dict)
+            and mentioned.get("id") == bot_id
+            and isinstance(mention, str)
+            and mention
+        ):
+            text = text.replace(mention, "")  # literally: a bot's name may hold ( + * [
     return text.strip()
 
 
