@@ -20,8 +20,10 @@ from botbuilder.core.serializer_helper import serializer_helper
 from botbuilder.integration.aiohttp import (
     CloudAdapter,
     ConfigurationBotFrameworkAuthentication,
+    ConfigurationServiceClientCredentialFactory,
 )
 from botbuilder.schema import Activity
+from botframework.connector.auth import ServiceClientCredentialsFactory
 
 from config import Settings
 
@@ -47,7 +49,12 @@ def create_adapter(
         APP_TENANTID=settings.app_tenant_id,
         **(auth_overrides or {}),
     )
-    adapter = CloudAdapter(ConfigurationBotFrameworkAuthentication(configuration))
+    credentials = ReusedCredentialsFactory(
+        ConfigurationServiceClientCredentialFactory(configuration)
+    )
+    adapter = CloudAdapter(
+        ConfigurationBotFrameworkAuthentication(configuration, credentials_factory=credentials)
+    )
 
     async def on_turn_error(turn_context: TurnContext, error: Exception) -> None:
         log.error("turn failed: %s", type(error).__name__, exc_info=error)
@@ -58,6 +65,35 @@ def create_adapter(
 
     adapter.on_turn_error = on_turn_error
     return adapter
+
+
+class ReusedCredentialsFactory(ServiceClientCredentialsFactory):  # type: ignore[misc]
+    """Hands out one credentials object per audience instead of a new one per turn.
+
+    botbuilder builds fresh credentials (a new MSAL app, with an empty token cache) for every
+    turn, so each reply would fetch a new token, synchronously, on the event loop. Reused
+    credentials keep their token until MSAL refreshes it.
+    """
+
+    def __init__(self, inner: ServiceClientCredentialsFactory) -> None:
+        self._inner = inner
+        self._made: dict[tuple[str, str, str, bool], Any] = {}
+
+    async def is_valid_app_id(self, app_id: str) -> bool:
+        return bool(await self._inner.is_valid_app_id(app_id))
+
+    async def is_authentication_disabled(self) -> bool:
+        return bool(await self._inner.is_authentication_disabled())
+
+    async def create_credentials(
+        self, app_id: str, oauth_scope: str, login_endpoint: str, validate_authority: bool
+    ) -> Any:
+        key = (app_id, oauth_scope, login_endpoint, validate_authority)
+        if key not in self._made:
+            self._made[key] = await self._inner.create_credentials(
+                app_id, oauth_scope, login_endpoint, validate_authority
+            )
+        return self._made[key]
 
 
 def messages_handler(adapter: CloudAdapter, bot: Bot) -> Handler:

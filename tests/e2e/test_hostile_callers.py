@@ -128,6 +128,24 @@ async def test_a_valid_channel_token_gets_a_turn_and_the_reply_carries_the_bots_
     assert offline == [], f"tried to reach {offline} from an offline test"
 
 
+async def test_the_bots_own_token_is_fetched_once_and_reused_across_turns(
+    secured_bot: AppServer,
+    identity: IdentityServer,
+    connector: FakeConnector,
+    offline: list[str],
+) -> None:
+    for n in range(3):
+        token = identity.token(audience=APP_ID, service_url=connector.url)
+        status, _ = await secured_bot.post(
+            teams_message(f"turn {n}", service_url=connector.url), headers=identity.bearer(token)
+        )
+        assert status in (200, 201)
+    assert connector.texts()[-1] == "echo: turn 2"
+    grants = [r for r in identity.requests if r.path == "/adfs/oauth2/token"]
+    assert len(grants) == 1
+    assert offline == []
+
+
 @pytest.mark.parametrize(
     "expires_in",
     [pytest.param(3600, id="fresh"), pytest.param(-60, id="expired-within-5-min-clock-skew")],
