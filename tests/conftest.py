@@ -7,6 +7,7 @@ and each test gets its own database, so no test sees another's data.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -18,7 +19,7 @@ from azure.cosmos.aio import CosmosClient
 from azure.cosmos.exceptions import CosmosHttpResponseError
 
 from memory import MemoryStore
-from memory.cosmos_store import CosmosStore
+from memory.cosmos_store import CLOSE_GRACE_SECONDS, CosmosStore
 from memory.sqlite_store import SQLiteStore
 from tests.support.cosmos_server import CosmosServer, CosmosServerError
 
@@ -76,8 +77,8 @@ def new_database_name() -> str:
 async def cosmos_client(server: CosmosServer) -> AsyncIterator[CosmosClient]:
     """An SDK client on the test server, to set up or inspect what a store sees.
 
-    Closed even when its first request fails: `async with CosmosClient(...)` leaks its HTTP
-    session then.
+    Closed even when its first request fails (`async with CosmosClient(...)` leaks its HTTP
+    session then), and given the same moment to finish closing as `CosmosStore.close`.
     """
     client = CosmosClient(server.endpoint, server.key, connection_verify=False)
     try:
@@ -85,6 +86,7 @@ async def cosmos_client(server: CosmosServer) -> AsyncIterator[CosmosClient]:
         yield client
     finally:
         await client.close()
+        await asyncio.sleep(CLOSE_GRACE_SECONDS)
 
 
 async def drop_database(server: CosmosServer, name: str) -> None:
@@ -118,11 +120,10 @@ async def store_factory(
     database = new_database_name()
     if request.param == "cosmos":
         # Requested here, not as an argument, so that SQLite-only runs need no Node.js.
-        server = request.getfixturevalue("cosmos")
+        server = running = request.getfixturevalue("cosmos")
 
         def build() -> MemoryStore:
-            assert server is not None
-            return cosmos_store_on(server, database)
+            return cosmos_store_on(running, database)
 
     else:
 
