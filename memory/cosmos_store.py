@@ -23,6 +23,7 @@ import math
 import random
 import string
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -71,6 +72,7 @@ _HASHED = "~"
 _DIGEST_LENGTH = 64
 
 _RECENT_WRITES = 4
+_RECENT_READS = 1000  # records kept between a turn's load and its save (~10 KB each)
 _BATCH_LIMIT = 100
 _DELETE_CONCURRENCY = 8
 _MAX_SEARCH_TERMS = 32
@@ -189,6 +191,7 @@ class CosmosStore:
         self._resources: AsyncExitStack | None = None
         self._container: ContainerProxy | None = None
         self._key_locks: dict[str, _KeyLock] = {}
+        self._recent_reads: OrderedDict[str, _StoredRecord] = OrderedDict()
 
     def describe(self) -> str:
         auth = "key auth" if self._key else "Entra ID"
@@ -227,7 +230,14 @@ class CosmosStore:
         self._container = container
 
     async def load(self, key: str) -> ConversationRecord:
-        return (await self._read(self._open_container(), key)).record
+        stored = await self._read(self._open_container(), key)
+        # A turn loads the record, then saves it: the save starts from this read (and its etag)
+        # instead of reading again. If someone wrote in between, the write fails and re-reads.
+        self._recent_reads[key] = stored
+        self._recent_reads.move_to_end(key)
+        while len(self._recent_reads) > _RECENT_READS:
+            self._recent_reads.popitem(last=False)
+        return stored.record
 
     async def update(
         self,
@@ -242,7 +252,8 @@ class CosmosStore:
         async with self._exclusive(key):
             our_writes: list[str] = []
             for attempt in range(1, self.retry.write_attempts + 1):
-                stored = await self._read(container, key)
+                known = self._recent_reads.pop(key, None) if attempt == 1 else None
+                stored = known or await self._read(container, key)
                 if any(write in stored.recent_writes for write in our_writes):
                     # A write whose answer was lost (and which the SDK then retried) had landed.
                     return stored.record
@@ -302,6 +313,7 @@ class CosmosStore:
     async def delete(self, key: str) -> None:
         container = self._open_container()
         partition = partition_key_for(key)
+        self._recent_reads.pop(key, None)
 
         async def delete_item(item_id: str) -> None:
             try:

@@ -425,6 +425,24 @@ async def test_a_turn_costs_one_point_read_and_one_write(
     assert shape(cosmos.requests()) == [("GET", f"memory/docs/{RECORD_ITEM_ID}/", 200)]
 
 
+async def test_a_whole_turn_is_one_point_read_one_recall_query_and_one_write(
+    cosmos: CosmosServer, store: CosmosStore
+) -> None:
+    memory = memory_on(store)
+    await memory.remember("k", "I work on Project Falcon", "ok")
+    cosmos.clear_requests()
+    await memory.prompt_for("k", "what about Falcon?")  # record and recall, side by side
+    assert sorted(shape(cosmos.requests())) == [
+        ("GET", f"memory/docs/{RECORD_ITEM_ID}/", 200),  # the record, read once
+        ("POST", "memory/docs/", 200),  # the recall query, inside the person's partition
+    ]
+    cosmos.clear_requests()
+    await memory.remember("k", "what about Falcon?", "it is on track")
+    assert shape(cosmos.requests()) == [
+        ("POST", "memory/docs/", 200),  # one transactional batch from the read above
+    ]
+
+
 async def test_a_first_turn_creates_the_record_in_one_write(
     cosmos: CosmosServer, store: CosmosStore
 ) -> None:
