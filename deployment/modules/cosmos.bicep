@@ -103,6 +103,34 @@ resource container 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/container
       }
       // Time to live must be on for the items' own ttl to count.
       defaultTtl: defaultTtlSeconds
+      // Index only what the store's queries use (memory/cosmos_store.py INDEXING_POLICY):
+      // message texts and embeddings then cost no index writes.
+      indexingPolicy: {
+        indexingMode: 'consistent'
+        automatic: true
+        includedPaths: [
+          {
+            path: '/pk/?'
+          }
+          {
+            path: '/kind/?'
+          }
+          {
+            path: '/terms/[]/?'
+          }
+          {
+            path: '/seq/?'
+          }
+        ]
+        excludedPaths: [
+          {
+            path: '/*'
+          }
+          {
+            path: '/"_etag"/?'
+          }
+        ]
+      }
     }
   }
 }

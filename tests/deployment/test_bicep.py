@@ -12,7 +12,7 @@ import re
 import pytest
 
 from config import SECRET_VARIABLES, Settings, settings_from
-from memory.cosmos_store import DEFAULT_TTL_SECONDS, PARTITION_KEY_PATH
+from memory.cosmos_store import DEFAULT_TTL_SECONDS, INDEXING_POLICY, PARTITION_KEY_PATH
 from tests.deployment.templates import (
     MAIN,
     ROOT,
@@ -215,6 +215,7 @@ def test_cosmos_container_is_the_one_the_store_expects() -> None:
     assert cosmos.evaluate(container.config["name"]) == Settings().cosmos_container
     database = cosmos.template.resource("Microsoft.DocumentDB/databaseAccounts/sqlDatabases")
     assert cosmos.evaluate(database.config["name"]) == Settings().cosmos_database
+    assert cosmos.evaluate(resource["indexingPolicy"]) == INDEXING_POLICY
 
 
 def test_memory_lifetime_is_one_parameter_for_the_container_and_the_app() -> None:
