@@ -61,3 +61,21 @@ async def test_twenty_concurrent_turns_of_one_person_leave_all_forty_messages(
     assert len(stored) == 40
     for n in range(20):
         assert stored.index(f"echo: message {n}") == stored.index(f"message {n}") + 1
+
+
+async def test_a_turn_succeeds_through_throttling(
+    cosmos_bot: AppServer,
+    cosmos: CosmosServer,
+    connector: FakeConnector,
+    model_server: FakeOpenAI,
+) -> None:
+    await cosmos_bot.post(emulator_message("first", service_url=connector.url))
+    cosmos.clear_requests()
+    cosmos.inject(status=429, count=4, retry_after_ms=30)
+    status, _ = await cosmos_bot.post(emulator_message("second", service_url=connector.url))
+    assert status in (200, 201)
+    assert connector.texts()[-1] == "echo: second"
+    assert [r["status"] for r in cosmos.requests()].count(429) == 4
+    assert cosmos_bot.store is not None
+    stored = [m.content for m in (await cosmos_bot.store.load(USER_KEY)).unsummarised]
+    assert stored == ["first", "echo: first", "second", "echo: second"]
