@@ -12,6 +12,7 @@ from app import create_store
 from config import settings_from
 from model_client import create_chat_model
 from tests.support.app_server import AppServer
+from tests.support.cosmos_server import CosmosServer
 from tests.support.fake_connector import FakeConnector
 from tests.support.fake_openai import FakeOpenAI
 
@@ -63,3 +64,16 @@ async def make_app(base_env: dict[str, str]) -> AsyncIterator[AppFactory]:
 @pytest.fixture
 async def bot(make_app: AppFactory) -> AppServer:
     return await make_app()
+
+
+@pytest.fixture
+def cosmos_env(cosmos: CosmosServer, cosmos_database: str) -> dict[str, str]:
+    """Settings that put the app's memory in a fresh database on the local Cosmos DB server."""
+    return {
+        "MEMORY_STORE": "cosmos",
+        "COSMOS_ENDPOINT": cosmos.endpoint,
+        "COSMOS_KEY": cosmos.key,
+        "COSMOS_VERIFY_TLS": "false",
+        "COSMOS_CREATE_IF_MISSING": "true",
+        "COSMOS_DATABASE": cosmos_database,
+    }

@@ -211,15 +211,8 @@ async def test_a_long_sqlite_lock_gets_an_apology_loses_nothing_and_the_bot_reco
 
 
 @pytest.fixture
-async def cosmos_bot(make_app: AppFactory, cosmos: CosmosServer, cosmos_database: str) -> AppServer:
-    return await make_app(
-        MEMORY_STORE="cosmos",
-        COSMOS_ENDPOINT=cosmos.endpoint,
-        COSMOS_KEY=cosmos.key,
-        COSMOS_VERIFY_TLS="false",
-        COSMOS_CREATE_IF_MISSING="true",
-        COSMOS_DATABASE=cosmos_database,
-    )
+async def cosmos_bot(make_app: AppFactory, cosmos_env: dict[str, str]) -> AppServer:
+    return await make_app(**cosmos_env)
 
 
 @pytest.mark.parametrize(

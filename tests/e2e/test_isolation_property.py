@@ -31,7 +31,6 @@ from hypothesis import strategies as st
 from tests.e2e.conftest import AppFactory
 from tests.support.activities import emulator_message, teams_message
 from tests.support.app_server import AppServer
-from tests.support.cosmos_server import CosmosServer
 from tests.support.fake_connector import FakeConnector
 from tests.support.fake_openai import FakeOpenAI
 
@@ -185,19 +184,10 @@ async def cosmos_turns(
     make_app: AppFactory,
     connector: FakeConnector,
     model_server: FakeOpenAI,
-    cosmos: CosmosServer,
-    cosmos_database: str,
+    cosmos_env: dict[str, str],
 ) -> Turns:
     """The same, on Cosmos DB through the local Cosmos DB API server."""
-    bot = await make_app(
-        RATE_LIMIT_PER_MINUTE="0",
-        MEMORY_STORE="cosmos",
-        COSMOS_ENDPOINT=cosmos.endpoint,
-        COSMOS_KEY=cosmos.key,
-        COSMOS_VERIFY_TLS="false",
-        COSMOS_CREATE_IF_MISSING="true",
-        COSMOS_DATABASE=cosmos_database,
-    )
+    bot = await make_app(RATE_LIMIT_PER_MINUTE="0", **cosmos_env)
     return Turns(bot, connector, model_server)
 
 
