@@ -42,6 +42,7 @@ from memory.errors import StoreConflict, StoreError, StoreNotReady, StoreUnavail
 from memory.recall import terms_of
 from memory.records import ConversationRecord, Message
 from memory.store import Mutation
+from telemetry import record_store_request
 
 log = logging.getLogger(__name__)
 
@@ -572,6 +573,7 @@ class CosmosStore:
         delay = self.retry.transient_backoff_seconds
         attempt = 1
         while True:
+            record_store_request()  # counted per turn; request units are not read yet
             try:
                 return await operation()
             except (CosmosHttpResponseError, CosmosBatchOperationError) as error:

@@ -10,6 +10,7 @@ reads all of one person's vectors per search: fine for the embedded default, not
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -34,7 +35,7 @@ _SCHEMA = (
     """,
     """
     CREATE VIRTUAL TABLE IF NOT EXISTS archive USING fts5(
-        content, key UNINDEXED, id UNINDEXED, role UNINDEXED, at UNINDEXED,
+        content, owner, key UNINDEXED, id UNINDEXED, role UNINDEXED, at UNINDEXED,
         tokenize = 'unicode61 remove_diacritics 2'
     )
     """,
@@ -113,8 +114,8 @@ class SQLiteStore:
                 ),
             )
             await db.executemany(
-                "INSERT INTO archive (content, key, id, role, at) VALUES (?, ?, ?, ?, ?)",
-                [(m.content, key, m.id, m.role, m.at.isoformat()) for m in archive],
+                "INSERT INTO archive (content, owner, key, id, role, at) VALUES (?, ?, ?, ?, ?, ?)",
+                [(m.content, _owner(key), key, m.id, m.role, m.at.isoformat()) for m in archive],
             )
             await db.executemany(
                 "INSERT OR REPLACE INTO vectors (key, id, vector) VALUES (?, ?, ?)",
@@ -129,11 +130,14 @@ class SQLiteStore:
         if not terms or limit <= 0:
             return []
         record_store_request()
-        query = " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
+        # The owner token is indexed, so FTS5 looks only at this person's messages; matching
+        # `key` alone (unindexed) would rank everyone's matches and then drop the others'.
+        words = " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
+        query = f"owner:{_owner(key)} AND content:({words})"
         try:
             async with self._connection().execute(
                 "SELECT id, role, content, at FROM archive WHERE archive MATCH ? AND key = ? "
-                "ORDER BY rank LIMIT ?",
+                "ORDER BY bm25(archive, 1.0, 0.0) LIMIT ?",
                 (query, key, limit),
             ) as cursor:
                 rows = await cursor.fetchall()
@@ -212,6 +216,11 @@ def _decode(key: str, body: str | None) -> ConversationRecord:
         return ConversationRecord.from_json(json.loads(body))
     except (ValueError, KeyError, TypeError) as error:
         raise StoreError(f"the stored record is unreadable ({type(error).__name__})") from error
+
+
+def _owner(key: str) -> str:
+    """One FTS token per memory key (letters and digits only, so the tokenizer keeps it whole)."""
+    return "k" + hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 def _archived(id_: str, role: str, content: str, at: str) -> Message:
