@@ -102,9 +102,10 @@ class SQLiteRecords:
         self._db: aiosqlite.Connection | None = None
 
     async def open(self, *, prepare: bool) -> None:
-        self._db = await aiosqlite.connect(self.path, isolation_level=None, timeout=5.0)
         if prepare:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = await aiosqlite.connect(self.path, isolation_level=None, timeout=5.0)
+        if prepare:
             await self._db.execute("PRAGMA journal_mode=WAL")
             await self._db.execute(
                 "CREATE TABLE IF NOT EXISTS conversations (key TEXT PRIMARY KEY, body TEXT)"

@@ -9,7 +9,7 @@ upserts the last 20 messages blindly: no ETag, so of two turns of one person at 
 write silently drops the other's messages. Everything else (activity handling, record format,
 reply, model settings) is `bench/minimal_bot.py`'s, so the two differ only in what the original
 design did. The clients are the async ones (`azure.cosmos.aio`, `openai.AsyncOpenAI`): the
-kinder reading of the article, since its synchronous clients would also block the event loop.
+kinder reading of the article, since synchronous clients would also block the event loop.
 """
 
 from __future__ import annotations

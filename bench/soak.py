@@ -117,6 +117,8 @@ async def speak_steadily(
 
 
 class Sampler:
+    """Turns one window's outcomes and the processes' counters into a `Sample`."""
+
     def __init__(self, soak: Soak, process: BotProcess, backend: Backend, fakes: Fakes) -> None:
         self.soak = soak
         self.process = process

@@ -482,9 +482,9 @@ def code_version() -> str:
             )
         except (OSError, subprocess.TimeoutExpired):
             return ""
-        return done.stdout.strip()
+        return done.stdout
 
-    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    commit = git("rev-parse", "--short", "HEAD").strip() or "unknown"
     changed = [
         line[3:]
         for line in git("status", "--porcelain").splitlines()
