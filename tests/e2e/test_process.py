@@ -111,47 +111,38 @@ async def test_with_nothing_configured_it_runs_offline_on_sqlite_and_remembers_a
     assert await bot_process.terminate() == 0
 
 
-async def test_a_bad_setting_stops_start_up_with_one_clear_message(tmp_path: Path) -> None:
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "PORT": "eighty",
-        "COSMOS_KEY": "s3cr3t-value",
-        "MEMORY_STORE": "cosmos",
-    }
+async def run_until_exit(workdir: Path, env: dict[str, str]) -> tuple[int, str, str]:
+    """Runs `python app.py` expecting it to stop on its own; its exit code, stdout and stderr."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         str(REPO / "app.py"),
-        cwd=tmp_path,
-        env=env,
+        cwd=workdir,
+        env={"PATH": os.environ.get("PATH", ""), **env},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(process.communicate(), 30)
-    message = err.decode()
-    assert process.returncode == 2
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_a_bad_setting_stops_start_up_with_one_clear_message(tmp_path: Path) -> None:
+    code, out, message = await run_until_exit(
+        tmp_path, {"PORT": "eighty", "COSMOS_KEY": "s3cr3t-value", "MEMORY_STORE": "cosmos"}
+    )
+    assert code == 2
     assert "PORT" in message
     assert "COSMOS_ENDPOINT" in message
     assert "Traceback" not in message
-    assert "s3cr3t-value" not in message + out.decode()
+    assert "s3cr3t-value" not in message + out
 
 
 async def test_an_unusable_store_stops_start_up_with_one_clear_line(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "PORT": str(free_port()),
-        "SQLITE_PATH": str(blocker / "memory.db"),
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(REPO / "app.py"),
-        cwd=tmp_path,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+    code, out, err = await run_until_exit(
+        tmp_path, {"PORT": str(free_port()), "SQLITE_PATH": str(blocker / "memory.db")}
     )
-    out, _ = await asyncio.wait_for(process.communicate(), 30)
-    assert process.returncode == 3
-    assert "MemoryBot cannot start: cannot open the SQLite file" in out.decode()
-    assert "Traceback" not in out.decode()
+    assert code == 3
+    assert "MemoryBot cannot start: cannot open the SQLite file" in out + err
+    assert "Traceback" not in out + err
