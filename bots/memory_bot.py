@@ -83,6 +83,7 @@ class MemoryBot(TeamsActivityHandler):  # type: ignore[misc]
         *,
         allowed_tenant_ids: frozenset[str] = frozenset(),
         rate_limiter: RateLimiter | None = None,
+        typing_after_seconds: float = 0.5,
         typing_every_seconds: float = 3.0,
     ) -> None:
         super().__init__()
@@ -90,6 +91,7 @@ class MemoryBot(TeamsActivityHandler):  # type: ignore[misc]
         self.model = model
         self.allowed_tenant_ids = allowed_tenant_ids
         self.rate_limiter = rate_limiter or RateLimiter(0)
+        self.typing_after_seconds = typing_after_seconds
         self.typing_every_seconds = typing_every_seconds
         self._forget_asked: dict[str, float] = {}
 
@@ -149,18 +151,18 @@ class MemoryBot(TeamsActivityHandler):  # type: ignore[misc]
     async def _chat(self, turn_context: TurnContext, key: str, text: str, stream: bool) -> str:
         """One chat turn; returns its outcome for the turn's log line."""
         try:
-            prompt = await self.memory.prompt_for(key, text)
+            if stream:
+                prompt = await self.memory.prompt_for(key, text)
+                reply = await send_streamed(turn_context, self.model.stream(prompt))
+            else:
+                async with self._typing(turn_context):
+                    prompt = await self.memory.prompt_for(key, text)
+                    reply = await self.model.complete(prompt)
+                await turn_context.send_activity(answer_activity(reply))
         except StoreError as error:
             log.error("memory load failed: %s: %s", type(error).__name__, error)
             await turn_context.send_activity(STORE_DOWN)
             return "store-unavailable"
-        try:
-            if stream:
-                reply = await send_streamed(turn_context, self.model.stream(prompt))
-            else:
-                async with self._typing(turn_context):
-                    reply = await self.model.complete(prompt)
-                await turn_context.send_activity(answer_activity(reply))
         except ModelError as error:
             log.warning("model call failed: %s (%s)", type(error).__name__, error)
             kept = await self._remember(key, text, None)
@@ -277,14 +279,18 @@ class MemoryBot(TeamsActivityHandler):  # type: ignore[misc]
 
     @contextlib.asynccontextmanager
     async def _typing(self, turn_context: TurnContext) -> AsyncIterator[None]:
-        """Show the typing indicator now and keep it alive until the answer is ready."""
+        """Show the typing indicator while the answer takes a while, until it is ready.
+
+        Not at once: an answer within `typing_after_seconds` needs no indicator, and each one
+        is a request to the connector (botbuilder's ShowTypingMiddleware waits 0.5 s too).
+        """
 
         async def keep_typing() -> None:
+            await asyncio.sleep(self.typing_after_seconds)
             while True:
-                await asyncio.sleep(self.typing_every_seconds)
                 await _send_typing(turn_context)
+                await asyncio.sleep(self.typing_every_seconds)
 
-        await _send_typing(turn_context)
         task = asyncio.create_task(keep_typing())
         try:
             yield

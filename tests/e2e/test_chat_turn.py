@@ -16,18 +16,27 @@ def contents(messages: list[dict[str, str]]) -> list[str]:
     return [m["content"] for m in messages]
 
 
-async def test_a_message_gets_the_models_reply_after_a_typing_indicator(
+async def test_a_quick_answer_is_the_only_activity_sent(
     bot: AppServer, connector: FakeConnector, model_server: FakeOpenAI
 ) -> None:
     status, _ = await bot.post(emulator_message("hello there", service_url=connector.url))
     assert status in (200, 201)
+    assert [a["type"] for a in connector.activities] == ["message"]
+    assert connector.texts() == ["echo: hello there"]
+    sent = model_server.last_messages()
+    assert sent[0]["role"] == "system"
+    assert sent[-1] == {"role": "user", "content": "hello there"}
+
+
+async def test_a_slow_answer_comes_after_a_typing_indicator(
+    bot: AppServer, connector: FakeConnector, model_server: FakeOpenAI
+) -> None:
+    model_server.latency = 1.2  # past the 0.5 s the bot waits before showing that it types
+    await bot.post(emulator_message("hello there", service_url=connector.url))
     kinds = [a["type"] for a in connector.activities]
     assert kinds[0] == "typing"
     assert kinds[-1] == "message"
     assert connector.texts()[-1] == "echo: hello there"
-    sent = model_server.last_messages()
-    assert sent[0]["role"] == "system"
-    assert sent[-1] == {"role": "user", "content": "hello there"}
 
 
 async def test_fact_told_before_a_restart_reaches_the_prompt_in_a_later_conversation(
