@@ -11,13 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from memory.records import ChatMessage, ConversationRecord, Message
-from memory.tokens import (
-    TOKENS_PER_MESSAGE,
-    TOKENS_PER_PROMPT,
-    count_tokens,
-    prompt_tokens,
-    truncate_to_tokens,
-)
+from memory.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_PROMPT, count_tokens, fit_to_tokens
 
 CUT_MARKER = " [… cut to fit the memory budget]"
 SUMMARY_HEADING = "Summary of your earlier conversations with this person:\n"
@@ -33,49 +27,56 @@ def build_context(
     budget: int,
     recalled: Sequence[Message] = (),
 ) -> list[ChatMessage]:
-    """The messages for the model, at most `budget` tokens in all."""
-    part_cap = max(budget // _SHARE_OF_BUDGET_PER_PART - TOKENS_PER_MESSAGE, 1)
-    system = _message("system", system_prompt, part_cap)
-    new = _message("user", text, part_cap)
-    left = budget - TOKENS_PER_PROMPT - _tokens(system) - _tokens(new)
+    """The messages for the model, at most `budget` tokens in all.
 
-    extras: list[ChatMessage] = []
+    Each part is encoded once and its count kept: the parts are separate messages, so their
+    counts add up to exactly what `memory.tokens.prompt_tokens` says of the whole prompt.
+    """
+    part_cap = max(budget // _SHARE_OF_BUDGET_PER_PART - TOKENS_PER_MESSAGE, 1)
+    system, system_tokens = _message("system", system_prompt, part_cap)
+    new, new_tokens = _message("user", text, part_cap)
+    left = budget - TOKENS_PER_PROMPT - system_tokens - new_tokens
+
+    extras: list[tuple[ChatMessage, int]] = []
     if record.summary:
         summary = _message("system", SUMMARY_HEADING + record.summary, part_cap)
-        if _tokens(summary) <= left:
+        if summary[1] <= left:
             extras.append(summary)
-            left -= _tokens(summary)
+            left -= summary[1]
 
     in_window = {m.id for m in record.unsummarised}
     lines = _recall_lines([m for m in recalled if m.id not in in_window], min(part_cap, left))
     if lines:
-        recall = ChatMessage(role="system", content=RECALL_HEADING + "\n".join(lines))
+        content = RECALL_HEADING + "\n".join(lines)
+        recall = (ChatMessage(role="system", content=content), _tokens(content))
         extras.append(recall)
-        left -= _tokens(recall)
+        left -= recall[1]
 
-    recent: list[ChatMessage] = []
+    recent: list[tuple[ChatMessage, int]] = []
     for message in reversed(record.unsummarised):
         candidate = _message(message.role, message.content, part_cap)
-        if _tokens(candidate) > left:
+        if candidate[1] > left:
             break
         recent.append(candidate)
-        left -= _tokens(candidate)
+        left -= candidate[1]
     recent.reverse()
-    if recent and recent[0]["role"] == "assistant":
-        recent.pop(0)  # its question did not fit; a lone answer would mislead the model
+    if recent and recent[0][0]["role"] == "assistant":
+        left += recent.pop(0)[1]  # its question did not fit; a lone answer would mislead
 
-    # Parts were counted one by one; tokens can merge where text is joined, so check the whole.
-    while prompt_tokens([system, *extras, *recent, new]) > budget and (recent or extras):
-        (recent or extras).pop(0)
-    return [system, *extras, *recent, new]
-
-
-def _message(role: str, content: str, cap: int) -> ChatMessage:
-    return ChatMessage(role=role, content=truncate_to_tokens(content, cap, CUT_MARKER))
+    # Recall lines were counted one by one; joined, their tokens can merge: check the whole.
+    while left < 0 and (recent or extras):
+        left += (recent or extras).pop(0)[1]
+    return [system, *(m for m, _ in extras), *(m for m, _ in recent), new]
 
 
-def _tokens(message: ChatMessage) -> int:
-    return count_tokens(message["content"]) + TOKENS_PER_MESSAGE
+def _message(role: str, content: str, cap: int) -> tuple[ChatMessage, int]:
+    """A message cut to `cap` tokens, and what it costs in the prompt."""
+    fitted, tokens = fit_to_tokens(content, cap, CUT_MARKER)
+    return ChatMessage(role=role, content=fitted), tokens + TOKENS_PER_MESSAGE
+
+
+def _tokens(content: str) -> int:
+    return count_tokens(content) + TOKENS_PER_MESSAGE
 
 
 def _recall_lines(recalled: Sequence[Message], room: int) -> list[str]:
@@ -86,8 +87,8 @@ def _recall_lines(recalled: Sequence[Message], room: int) -> list[str]:
     for message in recalled:
         who = "they said" if message.role == "user" else "you answered"
         line = f"- [{message.at.date().isoformat()}, {who}] " + message.content
-        line = truncate_to_tokens(line, line_cap, CUT_MARKER)
-        cost = count_tokens(line) + 1  # the newline joining it
+        line, tokens = fit_to_tokens(line, line_cap, CUT_MARKER)
+        cost = tokens + 1  # the newline joining it
         if cost > room:
             break
         lines.append(line)

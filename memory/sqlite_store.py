@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -82,13 +82,12 @@ class SQLiteStore:
     async def load(self, key: str) -> ConversationRecord:
         record_store_request()
         try:
-            async with self._connection().execute(
+            rows = await self._connection().execute_fetchall(
                 "SELECT body FROM records WHERE key = ?", (key,)
-            ) as cursor:
-                row = await cursor.fetchone()
+            )
         except sqlite3.Error as error:
             raise StoreUnavailable(f"SQLite read failed: {error}") from error
-        return _decode(key, row[0] if row else None)
+        return _decode(key, _first(rows))
 
     async def update(
         self,
@@ -100,9 +99,8 @@ class SQLiteStore:
     ) -> ConversationRecord:
         record_store_request()
         async with self._transaction("write") as db:
-            async with db.execute("SELECT body FROM records WHERE key = ?", (key,)) as cursor:
-                row = await cursor.fetchone()
-            record = mutate(_decode(key, row[0] if row else None))
+            rows = await db.execute_fetchall("SELECT body FROM records WHERE key = ?", (key,))
+            record = mutate(_decode(key, _first(rows)))
             await db.execute(
                 "INSERT INTO records (key, body, updated_at) VALUES (?, ?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET body = excluded.body, "
@@ -113,17 +111,21 @@ class SQLiteStore:
                     record.updated_at.isoformat() if record.updated_at else None,
                 ),
             )
-            await db.executemany(
-                "INSERT INTO archive (content, owner, key, id, role, at) VALUES (?, ?, ?, ?, ?, ?)",
-                [(m.content, _owner(key), key, m.id, m.role, m.at.isoformat()) for m in archive],
-            )
-            await db.executemany(
-                "INSERT OR REPLACE INTO vectors (key, id, vector) VALUES (?, ?, ?)",
-                [
-                    (key, id_, np.asarray(vector, dtype=np.float32).tobytes())
-                    for id_, vector in (vectors or {}).items()
-                ],
-            )
+            if archive:
+                owner = _owner(key)
+                await db.executemany(
+                    "INSERT INTO archive (content, owner, key, id, role, at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    [(m.content, owner, key, m.id, m.role, m.at.isoformat()) for m in archive],
+                )
+            if vectors:
+                await db.executemany(
+                    "INSERT OR REPLACE INTO vectors (key, id, vector) VALUES (?, ?, ?)",
+                    [
+                        (key, id_, np.asarray(vector, dtype=np.float32).tobytes())
+                        for id_, vector in vectors.items()
+                    ],
+                )
         return record
 
     async def search(self, key: str, terms: Sequence[str], limit: int) -> list[Message]:
@@ -135,12 +137,11 @@ class SQLiteStore:
         words = " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
         query = f"owner:{_owner(key)} AND content:({words})"
         try:
-            async with self._connection().execute(
+            rows = await self._connection().execute_fetchall(
                 "SELECT id, role, content, at FROM archive WHERE archive MATCH ? AND key = ? "
                 "ORDER BY bm25(archive, 1.0, 0.0) LIMIT ?",
                 (query, key, limit),
-            ) as cursor:
-                rows = await cursor.fetchall()
+            )
         except sqlite3.Error as error:
             raise StoreUnavailable(f"SQLite search failed: {error}") from error
         return [_archived(*row) for row in rows]
@@ -207,6 +208,13 @@ class SQLiteStore:
         if db is not None:
             async with self._write_lock:
                 await db.close()
+
+
+def _first(rows: Iterable[sqlite3.Row]) -> str | None:
+    """The first column of the first row, if any (a record's body)."""
+    for row in rows:
+        return str(row[0])
+    return None
 
 
 def _decode(key: str, body: str | None) -> ConversationRecord:

