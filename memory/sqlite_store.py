@@ -1,9 +1,11 @@
 """SQLite store: the embedded default, one file, no set-up.
 
-aiosqlite keeps SQLite calls off the event loop. Writes go through `BEGIN IMMEDIATE`, so a
-read-modify-write is atomic even when several processes share the file; WAL lets readers
-carry on while a write is in progress. The archive is an FTS5 table, ranked by BM25; embeddings
-(when configured) sit beside it as float32 blobs, compared by cosine similarity with numpy, which
+SQLite is called from one thread of the store's own, never from the event loop, and each store
+operation is one function run there: a whole turn's write (read, merge, write, archive, commit)
+is one hand-over between threads, not one per statement. Writes go through `BEGIN IMMEDIATE`, so
+a read-modify-write is atomic even when several processes share the file; WAL lets readers carry
+on while a write is in progress. The archive is an FTS5 table, ranked by BM25; embeddings (when
+configured) sit beside it as float32 blobs, compared by cosine similarity with numpy, which
 reads all of one person's vectors per search: fine for the embedded default, not for millions.
 """
 
@@ -13,11 +15,12 @@ import asyncio
 import hashlib
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
-import aiosqlite
 import numpy as np
 
 from memory.errors import StoreError, StoreUnavailable
@@ -25,6 +28,7 @@ from memory.records import ConversationRecord, Message
 from memory.store import Mutation
 from telemetry import record_store_request
 
+T = TypeVar("T")
 _SCHEMA = (
     """
     CREATE TABLE IF NOT EXISTS records (
@@ -53,40 +57,61 @@ _SCHEMA = (
 class SQLiteStore:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self._db: aiosqlite.Connection | None = None
-        self._write_lock = asyncio.Lock()
+        self._db: sqlite3.Connection | None = None
+        self._thread: ThreadPoolExecutor | None = None
 
     def describe(self) -> str:
         return f"sqlite ({self.path})"
 
     async def open(self) -> None:
-        if self._db is not None:
+        if self._thread is not None:
             return
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+        try:
+            await self._run(f"open the SQLite file {self.path}", self._connect)
+        except StoreError:
+            await self.close()
+            raise
+
+    def _connect(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = await aiosqlite.connect(self.path, isolation_level=None)
-            await db.execute("PRAGMA journal_mode=WAL")
-            await db.execute("PRAGMA synchronous=NORMAL")
-            await db.execute("PRAGMA busy_timeout=5000")
+        except OSError as error:
+            raise sqlite3.OperationalError(str(error)) from error
+        db = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=5000")
             for statement in _SCHEMA:
-                await db.execute(statement)
-        except (OSError, sqlite3.Error) as error:
-            raise StoreUnavailable(f"cannot open the SQLite file {self.path}: {error}") from error
+                db.execute(statement)
+        except BaseException:
+            db.close()
+            raise
         self._db = db
 
-    def _connection(self) -> aiosqlite.Connection:
+    async def _run(self, what: str, work: Callable[..., T], *args: object) -> T:
+        """`work(*args)` on the store's thread; SQLite's errors become the store's."""
+        if self._thread is None:
+            raise StoreError("the SQLite store is not open")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._thread, work, *args)
+        except sqlite3.Error as error:
+            raise StoreUnavailable(f"cannot {what}: {error}") from error
+        except RuntimeError as error:  # the thread was shut down meanwhile
+            raise StoreError("the SQLite store is closed") from error
+
+    def _connection(self) -> sqlite3.Connection:
         if self._db is None:
             raise StoreError("the SQLite store is not open")
         return self._db
 
     async def load(self, key: str) -> ConversationRecord:
         record_store_request()
-        try:
-            rows = await self._connection().execute_fetchall(
-                "SELECT body FROM records WHERE key = ?", (key,)
-            )
-        except sqlite3.Error as error:
-            raise StoreUnavailable(f"SQLite read failed: {error}") from error
+        return await self._run("read from SQLite", self._load, key)
+
+    def _load(self, key: str) -> ConversationRecord:
+        rows = self._connection().execute("SELECT body FROM records WHERE key = ?", (key,))
         return _decode(key, _first(rows))
 
     async def update(
@@ -97,11 +122,22 @@ class SQLiteStore:
         archive: Sequence[Message] = (),
         vectors: Mapping[str, Sequence[float]] | None = None,
     ) -> ConversationRecord:
+        """As the store interface says; `mutate` runs on the store's thread, in the transaction."""
         record_store_request()
-        async with self._transaction("write") as db:
-            rows = await db.execute_fetchall("SELECT body FROM records WHERE key = ?", (key,))
+        return await self._run("write to SQLite", self._update, key, mutate, archive, vectors)
+
+    def _update(
+        self,
+        key: str,
+        mutate: Mutation,
+        archive: Sequence[Message],
+        vectors: Mapping[str, Sequence[float]] | None,
+    ) -> ConversationRecord:
+        db = self._connection()
+        with _transaction(db):
+            rows = db.execute("SELECT body FROM records WHERE key = ?", (key,))
             record = mutate(_decode(key, _first(rows)))
-            await db.execute(
+            db.execute(
                 "INSERT INTO records (key, body, updated_at) VALUES (?, ?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET body = excluded.body, "
                 "updated_at = excluded.updated_at",
@@ -113,13 +149,13 @@ class SQLiteStore:
             )
             if archive:
                 owner = _owner(key)
-                await db.executemany(
+                db.executemany(
                     "INSERT INTO archive (content, owner, key, id, role, at) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
                     [(m.content, owner, key, m.id, m.role, m.at.isoformat()) for m in archive],
                 )
             if vectors:
-                await db.executemany(
+                db.executemany(
                     "INSERT OR REPLACE INTO vectors (key, id, vector) VALUES (?, ?, ?)",
                     [
                         (key, id_, np.asarray(vector, dtype=np.float32).tobytes())
@@ -132,82 +168,90 @@ class SQLiteStore:
         if not terms or limit <= 0:
             return []
         record_store_request()
+        return await self._run("search SQLite", self._search, key, terms, limit)
+
+    def _search(self, key: str, terms: Sequence[str], limit: int) -> list[Message]:
         # The owner token is indexed, so FTS5 looks only at this person's messages; matching
         # `key` alone (unindexed) would rank everyone's matches and then drop the others'.
         words = " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
         query = f"owner:{_owner(key)} AND content:({words})"
-        try:
-            rows = await self._connection().execute_fetchall(
-                "SELECT id, role, content, at FROM archive WHERE archive MATCH ? AND key = ? "
-                "ORDER BY bm25(archive, 1.0, 0.0) LIMIT ?",
-                (query, key, limit),
-            )
-        except sqlite3.Error as error:
-            raise StoreUnavailable(f"SQLite search failed: {error}") from error
+        rows = self._connection().execute(
+            "SELECT id, role, content, at FROM archive WHERE archive MATCH ? AND key = ? "
+            "ORDER BY bm25(archive, 1.0, 0.0) LIMIT ?",
+            (query, key, limit),
+        )
         return [_archived(*row) for row in rows]
 
     async def nearest(self, key: str, vector: Sequence[float], limit: int) -> list[Message]:
         if limit <= 0:
             return []
         record_store_request()
-        try:
-            async with self._connection().execute(
-                "SELECT id, vector FROM vectors WHERE key = ?", (key,)
-            ) as cursor:
-                rows = list(await cursor.fetchall())
-            if not rows:
-                return []
-            ids = [row[0] for row in rows]
-            best = [ids[i] for i in _most_similar([row[1] for row in rows], vector, limit)]
-            marks = ",".join("?" * len(best))
-            async with self._connection().execute(
+        return await self._run("search SQLite", self._nearest, key, vector, limit)
+
+    def _nearest(self, key: str, vector: Sequence[float], limit: int) -> list[Message]:
+        db = self._connection()
+        rows = db.execute("SELECT id, vector FROM vectors WHERE key = ?", (key,)).fetchall()
+        if not rows:
+            return []
+        ids = [row[0] for row in rows]
+        best = [ids[i] for i in _most_similar([row[1] for row in rows], vector, limit)]
+        marks = ",".join("?" * len(best))
+        found = {
+            row[0]: _archived(*row)
+            for row in db.execute(
                 f"SELECT id, role, content, at FROM archive WHERE key = ? AND id IN ({marks})",  # noqa: S608
                 (key, *best),
-            ) as cursor:
-                found = {row[0]: _archived(*row) for row in await cursor.fetchall()}
-        except sqlite3.Error as error:
-            raise StoreUnavailable(f"SQLite search failed: {error}") from error
+            )
+        }
         return [found[id_] for id_ in best if id_ in found]
 
     async def archived(self, key: str, limit: int) -> list[Message]:
-        try:
-            async with self._connection().execute(
-                "SELECT id, role, content, at FROM archive WHERE key = ? "
-                "ORDER BY at DESC, rowid DESC LIMIT ?",
-                (key, limit),
-            ) as cursor:
-                rows = await cursor.fetchall()
-        except sqlite3.Error as error:
-            raise StoreUnavailable(f"SQLite read failed: {error}") from error
-        return [_archived(*row) for row in reversed(list(rows))]
+        return await self._run("read from SQLite", self._archived, key, limit)
+
+    def _archived(self, key: str, limit: int) -> list[Message]:
+        rows = self._connection().execute(
+            "SELECT id, role, content, at FROM archive WHERE key = ? "
+            "ORDER BY at DESC, rowid DESC LIMIT ?",
+            (key, limit),
+        )
+        return [_archived(*row) for row in reversed(rows.fetchall())]
 
     async def delete(self, key: str) -> None:
-        async with self._transaction("delete") as db:
-            await db.execute("DELETE FROM records WHERE key = ?", (key,))
-            await db.execute("DELETE FROM archive WHERE key = ?", (key,))
-            await db.execute("DELETE FROM vectors WHERE key = ?", (key,))
+        await self._run("delete from SQLite", self._delete, key)
 
-    @asynccontextmanager
-    async def _transaction(self, what: str) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction at a time; rolled back on any error, SQLite's made ours."""
+    def _delete(self, key: str) -> None:
         db = self._connection()
-        async with self._write_lock:
-            try:
-                await db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield db
-                except BaseException:
-                    await db.execute("ROLLBACK")
-                    raise
-                await db.execute("COMMIT")
-            except sqlite3.Error as error:
-                raise StoreUnavailable(f"SQLite {what} failed: {error}") from error
+        with _transaction(db):
+            db.execute("DELETE FROM records WHERE key = ?", (key,))
+            db.execute("DELETE FROM archive WHERE key = ?", (key,))
+            db.execute("DELETE FROM vectors WHERE key = ?", (key,))
 
     async def close(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        loop = asyncio.get_running_loop()
+        # Queued operations finish first: the thread runs them in order, then the close.
+        await loop.run_in_executor(thread, self._disconnect)
+        thread.shutdown(wait=False)
+
+    def _disconnect(self) -> None:
         db, self._db = self._db, None
         if db is not None:
-            async with self._write_lock:
-                await db.close()
+            db.close()
+
+
+@contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """`BEGIN IMMEDIATE` ... `COMMIT`, rolled back on any error, a failed commit's included."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
 
 
 def _first(rows: Iterable[sqlite3.Row]) -> str | None:
