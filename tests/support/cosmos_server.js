@@ -98,6 +98,92 @@ const STATUS_CODES = {
 };
 
 /** Checks one fault rule from POST /_faults and returns it in the form the server keeps. */
+/**
+ * Version 1.0.1 runs every query over every item of the container, even when the request names
+ * one partition (the x-ms-documentdb-partitionkey header). Cosmos DB sends such a query to that
+ * partition alone, so its cost does not grow with other people's data. Here too: items are also
+ * kept per partition value, and a query that names a partition runs over that partition's
+ * items only, and its text is parsed once (the package parsed every query twice, once uncached).
+ * The answer is the same (the item set a partition-scoped query may see); only the work is.
+ */
+function patchPartitionScopedQueries() {
+  const { default: Items } = require("@vercel/cosmosdb-server/lib/account/items");
+  const { parsePartitionKey } = require("@vercel/cosmosdb-server/lib/utils/get-partition-from-header");
+  const { default: partitionFromHeader } = require("@vercel/cosmosdb-server/lib/utils/get-partition-from-header");
+  const queryDocuments = require("@vercel/cosmosdb-server/lib/handler/query-documents");
+  const { default: readItems } = require("@vercel/cosmosdb-server/lib/handler/_read-items");
+  const { default: readJson } = require("@vercel/cosmosdb-server/lib/json");
+  const { default: trueHeader } = require("@vercel/cosmosdb-server/lib/true-header");
+
+  const partitions = (items) => (items._byPartition ??= new Map());
+  const originalSet = Items.prototype._set;
+  Items.prototype._set = function set(data) {
+    const stored = originalSet.call(this, data);
+    const key = String(this._getPartition(data));
+    if (!partitions(this).has(key)) partitions(this).set(key, new Map());
+    partitions(this).get(key).set(data._rid, this._data.get(data._rid));
+    return stored;
+  };
+  const originalDelete = Items.prototype.delete;
+  Items.prototype.delete = function remove(idOrRid, partition) {
+    const data = this._item("/id", idOrRid, partition).read();
+    originalDelete.call(this, idOrRid, partition);
+    if (data) partitions(this).get(String(this._getPartition(data)))?.delete(data._rid);
+  };
+  Items.prototype.queryPartition = function queryPartition(params, partition, options) {
+    if (!this._parent.read()) return null;
+    const inPartition = partitions(this).get(String(partition)) || new Map();
+    const data = [...inPartition.values()].map((item) => item.read());
+    const parent = this._parent.read();
+    const compositeIndexes = (parent.indexingPolicy || {}).compositeIndexes || [];
+    try {
+      return this._getQuery(params.query).exec(data, {
+        ...options,
+        parameters: params.parameters,
+        udf: this._userDefinedFunctions(),
+        compositeIndexes,
+      });
+    } catch (err) {
+      err.badRequest = true;
+      throw err;
+    }
+  };
+
+  const original = queryDocuments.default;
+  queryDocuments.default = async (account, req, res, params) => {
+    const header = partitionFromHeader(req);
+    const crossPartition = trueHeader(req, "x-ms-documentdb-query-enablecrosspartition");
+    if (header === undefined || crossPartition) return original(account, req, res, params);
+    const partition = parsePartitionKey(header, undefined);
+    return readItems(req, res, "Documents", async ({ continuation, maxItemCount }) => {
+      const body = await readJson(req);
+      if (!body.query) {
+        res.statusCode = 400;
+        return { message: "missing query" };
+      }
+      const collection = account.database(params.dbId).collection(params.collId);
+      const { partitionKey } = collection.read() || {};
+      const paths = (partitionKey || {}).paths || [];
+      // Parsed once per query text (the package's own cache), not once per request: the
+      // parse is what the package spent most of its time on, and Cosmos DB caches plans too.
+      const query = collection.documents._getQuery(body.query);
+      if (paths.length && !query.containsPartitionKeys(paths)) {
+        res.statusCode = 400;
+        return { message: "missing partition keys" };
+      }
+      try {
+        return collection.documents.queryPartition(body, partition, { continuation, maxItemCount });
+      } catch (err) {
+        if (err.badRequest) {
+          res.statusCode = 400;
+          return { message: err.message };
+        }
+        throw err;
+      }
+    });
+  };
+}
+
 function parseFault(body) {
   const rule = {
     status: body.status === undefined ? null : body.status,
@@ -241,6 +327,7 @@ function main() {
 
   patchReadDocument();
   patchBatchPartitionKeys();
+  patchPartitionScopedQueries();
   const { createHttpsServer } = require("@vercel/cosmosdb-server");
   const server = createHttpsServer({ keepAlive: values["keep-alive"] });
   if (values["keep-alive"]) server.keepAliveTimeout = 60_000;
