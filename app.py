@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bots import MemoryBot, create_adapter, messages_handler
+from bots import MemoryBot, close_adapter, create_adapter, messages_handler
 from bots.limits import RateLimiter
 from config import ConfigError, Settings, load_settings
 from memory import ConversationMemory, MemoryStore, StoreError
@@ -61,6 +61,7 @@ def create_app(
         try:
             await memory.close()
             await model.close()
+            await close_adapter(adapter)
         finally:
             await store.close()
 

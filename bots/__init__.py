@@ -4,8 +4,8 @@ Knows nothing of Cosmos DB or SQLite: it talks to memory through `ConversationMe
 model through `ChatModel`. botbuilder stays inside this room and `app.py`.
 """
 
-from bots.http import create_adapter, messages_handler
+from bots.http import close_adapter, create_adapter, messages_handler
 from bots.identity import memory_key_for
 from bots.memory_bot import MemoryBot
 
-__all__ = ["MemoryBot", "create_adapter", "memory_key_for", "messages_handler"]
+__all__ = ["MemoryBot", "close_adapter", "create_adapter", "memory_key_for", "messages_handler"]

@@ -15,6 +15,7 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlparse
 
+import aiohttp
 from aiohttp import web
 from botbuilder.core import Bot, TurnContext
 from botbuilder.core.serializer_helper import serializer_helper
@@ -33,6 +34,7 @@ from botframework.connector.auth import (
     UserTokenClient,
 )
 
+from bots.connector import send_through
 from config import Settings
 
 log = logging.getLogger(__name__)
@@ -110,8 +112,9 @@ class ReusedClientsAuthentication(ConfigurationBotFrameworkAuthentication):  # t
     For every activity botbuilder builds a connector client (the reply channel) and a user-token
     client. Each build costs about 3 ms of CPU (msrest's retry set-up scans a 500-item list for
     each of 999 status codes) and a new HTTP session, so every reply opened a new connection.
-    Here each client is kept per app id, audience and service URL: the connection pool and the
-    token in the reused credentials carry over from turn to turn.
+    Here each client is kept per app id, audience and service URL, and connector clients send
+    through one aiohttp session (`bots.connector`): connections and the token in the reused
+    credentials carry over from turn to turn. `close` releases the session.
     """
 
     MAX_CLIENTS = 256  # service URLs are per region (and tenant): a few in practice
@@ -119,6 +122,19 @@ class ReusedClientsAuthentication(ConfigurationBotFrameworkAuthentication):  # t
     def __init__(self, configuration: Any, **kwargs: Any) -> None:
         super().__init__(configuration, **kwargs)
         self._clients: OrderedDict[Hashable, Any] = OrderedDict()
+        self._session: aiohttp.ClientSession | None = None
+
+    def session(self) -> aiohttp.ClientSession:
+        """The session replies go out through, opened on first use (inside the event loop)."""
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def close(self) -> None:
+        self._clients.clear()
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
 
     async def authenticate_request(
         self, activity: Activity, auth_header: str
@@ -161,8 +177,12 @@ class _ReusedConnectorFactory(ConnectorFactory):  # type: ignore[misc]
         self._app_id = app_id
 
     async def create(self, service_url: str, audience: str | None = None) -> Any:
+        async def make() -> Any:
+            client = await self._inner.create(service_url, audience)
+            return send_through(client, self._owner.session())
+
         key = ("connector", self._app_id, service_url, audience)
-        return await self._owner.reused(key, lambda: self._inner.create(service_url, audience))
+        return await self._owner.reused(key, make)
 
 
 def _app_id(claims_identity: ClaimsIdentity | None) -> str | None:
@@ -173,6 +193,13 @@ def _app_id(claims_identity: ClaimsIdentity | None) -> str | None:
     if app_id is None:
         app_id = claims_identity.get_claim_value(AuthenticationConstants.APP_ID_CLAIM)
     return app_id if isinstance(app_id, str) else None
+
+
+async def close_adapter(adapter: CloudAdapter) -> None:
+    """Release what the adapter keeps between turns (the connector's HTTP session)."""
+    authentication = adapter.bot_framework_authentication
+    if isinstance(authentication, ReusedClientsAuthentication):
+        await authentication.close()
 
 
 def messages_handler(adapter: CloudAdapter, bot: Bot) -> Handler:

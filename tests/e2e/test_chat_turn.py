@@ -28,6 +28,15 @@ async def test_a_quick_answer_is_the_only_activity_sent(
     assert sent[-1] == {"role": "user", "content": "hello there"}
 
 
+async def test_replies_share_one_kept_alive_connection_to_the_connector(
+    bot: AppServer, connector: FakeConnector
+) -> None:
+    for n in range(4):
+        await bot.post(emulator_message(f"message {n}", service_url=connector.url))
+    assert connector.texts() == [f"echo: message {n}" for n in range(4)]
+    assert len({a["_peer"] for a in connector.activities}) == 1
+
+
 async def test_a_slow_answer_comes_after_a_typing_indicator(
     bot: AppServer, connector: FakeConnector, model_server: FakeOpenAI
 ) -> None:

@@ -13,7 +13,8 @@ Anything else is answered 404 and kept in ``unhandled`` so a test can see what t
 
 Each recorded activity is the JSON the bot sent plus underscore keys added by the fake:
 ``_op``, ``_path``, ``_conversation_id``, ``_activity_id`` (the id in the URL, i.e. the
-replied-to or updated activity), ``_id`` (the id this fake answered) and ``_headers``.
+replied-to or updated activity), ``_id`` (the id this fake answered), ``_headers``, ``_time``
+and ``_peer`` (the caller's address:port, one per connection it opened).
 
     async with FakeConnector() as connector:
         await post_to_bot(emulator_message("hi", service_url=connector.url))
@@ -175,6 +176,7 @@ class FakeConnector:
             _id=new_id,
             _headers={k.lower(): v for k, v in request.headers.items()},
             _time=time.monotonic(),
+            _peer=_peer_of(request),
         )
         if self.latency:
             await asyncio.sleep(self.latency)
@@ -202,3 +204,9 @@ class FakeConnector:
         return web.json_response(
             {"error": {"code": "NotFound", "message": "not served by FakeConnector"}}, status=404
         )
+
+
+def _peer_of(request: web.Request) -> str:
+    """The caller's address and port: one per connection it opened."""
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    return f"{peer[0]}:{peer[1]}" if peer else ""
