@@ -15,6 +15,7 @@ import asyncio
 import hashlib
 import json
 import sqlite3
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -55,10 +56,16 @@ _SCHEMA = (
 
 
 class SQLiteStore:
+    DECODED_RECORDS = 256  # records kept decoded, by key, with the stored text they came from
+
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._db: sqlite3.Connection | None = None
         self._thread: ThreadPoolExecutor | None = None
+        # Used on the store's thread only. A turn reads its record twice (for the prompt, then
+        # in the write) and the next turn reads what this one wrote: when the stored text is
+        # unchanged, the record decoded from it (immutable) is reused instead of parsed again.
+        self._decoded: OrderedDict[str, tuple[str, ConversationRecord]] = OrderedDict()
 
     def describe(self) -> str:
         return f"sqlite ({self.path})"
@@ -112,7 +119,23 @@ class SQLiteStore:
 
     def _load(self, key: str) -> ConversationRecord:
         rows = self._connection().execute("SELECT body FROM records WHERE key = ?", (key,))
-        return _decode(key, _first(rows))
+        return self._decode(key, _first(rows))
+
+    def _decode(self, key: str, body: str | None) -> ConversationRecord:
+        known = self._decoded.get(key)
+        if body is not None and known is not None and known[0] == body:
+            self._decoded.move_to_end(key)
+            return known[1]
+        record = _decode(key, body)
+        if body is not None:
+            self._remember_decoded(key, body, record)
+        return record
+
+    def _remember_decoded(self, key: str, body: str, record: ConversationRecord) -> None:
+        self._decoded[key] = (body, record)
+        self._decoded.move_to_end(key)
+        if len(self._decoded) > self.DECODED_RECORDS:
+            self._decoded.popitem(last=False)
 
     async def update(
         self,
@@ -136,16 +159,13 @@ class SQLiteStore:
         db = self._connection()
         with _transaction(db):
             rows = db.execute("SELECT body FROM records WHERE key = ?", (key,))
-            record = mutate(_decode(key, _first(rows)))
+            record = mutate(self._decode(key, _first(rows)))
+            body = json.dumps(record.to_json(), ensure_ascii=False)
             db.execute(
                 "INSERT INTO records (key, body, updated_at) VALUES (?, ?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET body = excluded.body, "
                 "updated_at = excluded.updated_at",
-                (
-                    key,
-                    json.dumps(record.to_json(), ensure_ascii=False),
-                    record.updated_at.isoformat() if record.updated_at else None,
-                ),
+                (key, body, record.updated_at.isoformat() if record.updated_at else None),
             )
             if archive:
                 owner = _owner(key)
@@ -162,6 +182,7 @@ class SQLiteStore:
                         for id_, vector in vectors.items()
                     ],
                 )
+        self._remember_decoded(key, body, record)  # only once the commit went through
         return record
 
     async def search(self, key: str, terms: Sequence[str], limit: int) -> list[Message]:
@@ -221,6 +242,7 @@ class SQLiteStore:
 
     def _delete(self, key: str) -> None:
         db = self._connection()
+        self._decoded.pop(key, None)
         with _transaction(db):
             db.execute("DELETE FROM records WHERE key = ?", (key,))
             db.execute("DELETE FROM archive WHERE key = ?", (key,))
@@ -236,6 +258,7 @@ class SQLiteStore:
         thread.shutdown(wait=False)
 
     def _disconnect(self) -> None:
+        self._decoded.clear()
         db, self._db = self._db, None
         if db is not None:
             db.close()

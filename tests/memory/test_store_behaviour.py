@@ -98,3 +98,20 @@ async def test_memory_survives_reopening_the_store(store_factory: StoreFactory) 
     await first.close()
     second = await store_factory(reopen=True)
     assert [m.content for m in (await second.load("k")).messages] == ["remember me", "I will"]
+
+
+async def test_what_another_instance_wrote_is_seen_by_the_next_load_and_write(
+    store_factory: StoreFactory,
+) -> None:
+    first = memory_on(await store_factory())
+    second = memory_on(await store_factory(reopen=True))
+
+    def contents(record: ConversationRecord) -> list[str]:
+        return [m.content for m in record.messages]
+
+    await first.remember("k", "one", "1")
+    assert contents(await first.recall("k")) == ["one", "1"]
+    await second.remember("k", "two", "2")
+    assert contents(await first.recall("k")) == ["one", "1", "two", "2"]
+    await first.remember("k", "three")
+    assert contents(await second.recall("k")) == ["one", "1", "two", "2", "three"]
