@@ -1,9 +1,9 @@
 """ConversationMemory: what the bot calls to remember, recall and forget.
 
-A turn costs one record load and one archive search (run together), then one conditional write
-after the reply. Messages leaving the recent window wait in `pending` until a background task
-folds them into the running summary; if that fails they stay, and every message stays in the
-archive either way.
+A turn costs one record load with an archive search (one request where the store can), then
+one conditional write after the reply. Messages leaving the recent window wait in `pending` until
+a background task folds them into the running summary; if that fails they stay, and every
+message stays in the archive either way.
 """
 
 from __future__ import annotations
@@ -60,9 +60,8 @@ class ConversationMemory:
     async def prompt_for(self, key: str, text: str) -> list[ChatMessage]:
         """The messages to send the model when the person behind `key` says `text`."""
         wanted = self.recall_limit + self.max_messages  # some will already be in the window
-        record, lexical, semantic = await asyncio.gather(
-            self.store.load(key),
-            self.store.search(key, query_terms(text), wanted),
+        (record, lexical), semantic = await asyncio.gather(
+            self.store.load_with_matches(key, query_terms(text), wanted),
             self._closest(key, text, wanted),
         )
         in_window = {m.id for m in record.unsummarised}

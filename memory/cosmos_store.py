@@ -2,10 +2,11 @@
 
 Each memory key owns one logical partition (path `/pk`, value `partition_key_for(key)`). In it sit
 the working record, under the fixed id `record`, and the archive, one small item per message
-with its indexed term list (`memory.recall.terms_of`). Loading is one point read; a turn's write
-is one transactional batch (the record, replaced only if its `_etag` is unchanged, plus the new
-archive items), so the record and the archive never disagree; recall is one query inside the
-partition; forgetting deletes the whole partition's items.
+with its indexed term list (`memory.recall.terms_of`). A turn's load is one query inside the
+partition that returns the record and the archive items matching the message's terms together
+(`load_with_matches`; `load` alone is a point read); a turn's write is one transactional batch
+(the record, replaced only if its `_etag` is unchanged, plus the new archive items), so the
+record and the archive never disagree; forgetting deletes the whole partition's items.
 
 One `CosmosClient` per store, opened by `open()` and closed by `close()`. Throttling (429) and
 dropped connections are retried by the SDK itself, configured from `CosmosRetryPolicy`; the few
@@ -80,6 +81,15 @@ _MAX_SEARCH_TERMS = 32
 _MIN_SEARCH_CANDIDATES = 100
 _MAX_SEARCH_CANDIDATES = 500
 _MAX_VECTOR_CANDIDATES = 300
+
+# The record item's `seq`, above every archive item's (milliseconds x 1,000, about 1.8e15 now),
+# and exact as a JSON number (at most 2**53 - 1).
+_RECORD_SEQ = 2**53 - 1
+# What a query reads of the record item: the fields `_stored` and the record's JSON use.
+_RECORD_FIELDS = (
+    'c.id, c._etag, c.schema, c["key"], c.summary, c.messages, c.pending, c.message_count, '
+    "c.since, c.updated_at, c.recentWrites, c.archived"
+)
 
 _NOT_FOUND = 404
 _CONFLICT = 409
@@ -232,13 +242,44 @@ class CosmosStore:
 
     async def load(self, key: str) -> ConversationRecord:
         stored = await self._read(self._open_container(), key)
+        self._keep_read(key, stored)
+        return stored.record
+
+    async def load_with_matches(
+        self, key: str, terms: Sequence[str], limit: int
+    ) -> tuple[ConversationRecord, list[Message]]:
+        """The record and the best archive matches in one query inside the partition.
+
+        The record item carries the highest `seq`, so it leads the query's order; a record
+        that is not among the results (none yet, or one written before records had a `seq`)
+        is read on its own.
+        """
+        wanted = _search_terms(terms)
+        if not wanted or limit <= 0:
+            return await self.load(key), []
+        container = self._open_container()
+        # Flat on purpose: only archive items hold `terms`, so no `kind` test is needed, and
+        # nesting makes the test server's query parser take up to a second per query shape.
+        rows = await self._archive_rows(
+            key,
+            f"(c.id = '{RECORD_ITEM_ID}' OR {_any_term(wanted)})",
+            {"@top": _candidates(limit) + 1, **_term_parameters(wanted)},
+            "load a memory and search its archive",
+            extra_fields=", " + _RECORD_FIELDS,
+        )
+        found = [row for row in rows if row.get("id") == RECORD_ITEM_ID]
+        stored = self._stored(key, found[0]) if found else await self._read(container, key)
+        self._keep_read(key, stored)
+        messages = [row for row in rows if row.get("id") != RECORD_ITEM_ID]
+        return stored.record, _messages(_best_matches(messages, wanted)[:limit])
+
+    def _keep_read(self, key: str, stored: _StoredRecord) -> None:
         # A turn loads the record, then saves it: the save starts from this read (and its etag)
         # instead of reading again. If someone wrote in between, the write fails and re-reads.
         self._recent_reads[key] = stored
         self._recent_reads.move_to_end(key)
         while len(self._recent_reads) > _RECENT_READS:
             self._recent_reads.popitem(last=False)
-        return stored.record
 
     async def update(
         self,
@@ -277,16 +318,13 @@ class CosmosStore:
         )
 
     async def search(self, key: str, terms: Sequence[str], limit: int) -> list[Message]:
-        wanted = list(dict.fromkeys(t for term in terms for t in terms_of(term)))
-        wanted = wanted[:_MAX_SEARCH_TERMS]
+        wanted = _search_terms(terms)
         if not wanted or limit <= 0:
             return []
-        matches = " OR ".join(f"ARRAY_CONTAINS(c.terms, @t{n})" for n in range(len(wanted)))
-        candidates = min(max(limit * 4, _MIN_SEARCH_CANDIDATES), _MAX_SEARCH_CANDIDATES)
         rows = await self._archive_rows(
             key,
-            f"AND ({matches})",
-            {"@top": candidates, **{f"@t{n}": term for n, term in enumerate(wanted)}},
+            f"c.kind = 'message' AND ({_any_term(wanted)})",
+            {"@top": _candidates(limit), **_term_parameters(wanted)},
             "search a memory's archive",
         )
         return _messages(_best_matches(rows, wanted)[:limit])
@@ -298,7 +336,7 @@ class CosmosStore:
             return []
         rows = await self._archive_rows(
             key,
-            "AND IS_DEFINED(c.vector)",
+            "c.kind = 'message' AND IS_DEFINED(c.vector)",
             {"@top": _MAX_VECTOR_CANDIDATES},
             "search a memory's embeddings",
             extra_fields=", c.vector",
@@ -308,7 +346,9 @@ class CosmosStore:
     async def archived(self, key: str, limit: int) -> list[Message]:
         if limit <= 0:
             return []
-        rows = await self._archive_rows(key, "", {"@top": limit}, "read a memory's archive")
+        rows = await self._archive_rows(
+            key, "c.kind = 'message'", {"@top": limit}, "read a memory's archive"
+        )
         return _messages(reversed(rows))
 
     async def delete(self, key: str) -> None:
@@ -435,6 +475,10 @@ class CosmosStore:
             )
         except CosmosHttpResponseError:
             return _StoredRecord(ConversationRecord(key=key), None, (), 0)
+        return self._stored(key, item)
+
+    def _stored(self, key: str, item: dict[str, Any]) -> _StoredRecord:
+        """The record item as read (whole, or as `_RECORD_FIELDS` of it)."""
         try:
             record = ConversationRecord.from_json(item)
             recent_writes = tuple(str(write) for write in item.get("recentWrites", ()))
@@ -475,6 +519,7 @@ class CosmosStore:
             "id": RECORD_ITEM_ID,
             "pk": partition,
             "kind": "record",
+            "seq": _RECORD_SEQ,
             "ttl": self.ttl_seconds,
             "recentWrites": [*stored.recent_writes[-(_RECENT_WRITES - 1) :], write_id],
             "archived": stored.archived + len(archive_items),
@@ -534,19 +579,22 @@ class CosmosStore:
     async def _archive_rows(
         self,
         key: str,
-        condition: str,
+        where: str,
         parameters: dict[str, object],
         action: str,
         extra_fields: str = "",
     ) -> list[dict[str, Any]]:
-        """The newest `@top` archive items of `key` that meet `condition`, newest first."""
+        """The first `@top` items of `key`'s partition that meet `where`, highest `seq` first.
+
+        Archive items' `seq` orders them newest first; the record's is higher than all.
+        """
         container = self._open_container()
         partition = partition_key_for(key)
         fields = "c.messageId, c.role, c.content, c.at, c.seq, c.terms" + extra_fields
         # Only fixed text and parameter names are joined here; every value is a parameter.
         query = (
             f"SELECT TOP @top {fields} FROM c "  # noqa: S608
-            f"WHERE c.pk = @pk AND c.kind = 'message' {condition} ORDER BY c.seq DESC"
+            f"WHERE c.pk = @pk AND {where} ORDER BY c.seq DESC"
         )
         bound: list[dict[str, object]] = [{"name": "@pk", "value": partition}]
         bound += [{"name": name, "value": value} for name, value in parameters.items()]
@@ -646,6 +694,25 @@ class CosmosStore:
             entry.users -= 1
             if entry.users == 0:
                 del self._key_locks[key]
+
+
+def _search_terms(terms: Sequence[str]) -> list[str]:
+    """The distinct indexed terms of a search, at most `_MAX_SEARCH_TERMS`."""
+    wanted = list(dict.fromkeys(t for term in terms for t in terms_of(term)))
+    return wanted[:_MAX_SEARCH_TERMS]
+
+
+def _any_term(terms: Sequence[str]) -> str:
+    return " OR ".join(f"ARRAY_CONTAINS(c.terms, @t{n})" for n in range(len(terms)))
+
+
+def _term_parameters(terms: Sequence[str]) -> dict[str, object]:
+    return {f"@t{n}": term for n, term in enumerate(terms)}
+
+
+def _candidates(limit: int) -> int:
+    """How many matching archive items a search reads, to rank them here."""
+    return min(max(limit * 4, _MIN_SEARCH_CANDIDATES), _MAX_SEARCH_CANDIDATES)
 
 
 def _best_matches(rows: list[dict[str, Any]], terms: list[str]) -> list[dict[str, Any]]:

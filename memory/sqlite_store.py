@@ -191,6 +191,18 @@ class SQLiteStore:
         record_store_request()
         return await self._run("search SQLite", self._search, key, terms, limit)
 
+    async def load_with_matches(
+        self, key: str, terms: Sequence[str], limit: int
+    ) -> tuple[ConversationRecord, list[Message]]:
+        record_store_request()
+        return await self._run("read from SQLite", self._load_with_matches, key, terms, limit)
+
+    def _load_with_matches(
+        self, key: str, terms: Sequence[str], limit: int
+    ) -> tuple[ConversationRecord, list[Message]]:
+        matches = self._search(key, terms, limit) if terms and limit > 0 else []
+        return self._load(key), matches
+
     def _search(self, key: str, terms: Sequence[str], limit: int) -> list[Message]:
         # The owner token is indexed, so FTS5 looks only at this person's messages; matching
         # `key` alone (unindexed) would rank everyone's matches and then drop the others'.

@@ -40,6 +40,12 @@ class MemoryStore(Protocol):
     async def search(self, key: str, terms: Sequence[str], limit: int) -> list[Message]:
         """Archived messages of `key` matching any of `terms`, best matches first."""
 
+    async def load_with_matches(
+        self, key: str, terms: Sequence[str], limit: int
+    ) -> tuple[ConversationRecord, list[Message]]:
+        """`load(key)` and `search(key, terms, limit)` at once: one request (Cosmos DB) or one
+        hand-over to the store's thread (SQLite) where two would otherwise be needed."""
+
     async def nearest(self, key: str, vector: Sequence[float], limit: int) -> list[Message]:
         """Archived messages of `key` whose embeddings are closest to `vector`, closest first."""
 

@@ -115,3 +115,27 @@ async def test_what_another_instance_wrote_is_seen_by_the_next_load_and_write(
     assert contents(await first.recall("k")) == ["one", "1", "two", "2"]
     await first.remember("k", "three")
     assert contents(await second.recall("k")) == ["one", "1", "two", "2", "three"]
+
+
+async def test_load_with_matches_is_a_load_and_a_search_at_once(
+    store_factory: StoreFactory,
+) -> None:
+    store = await store_factory()
+    memory = memory_on(store, max_messages=4)
+    said = [
+        "the falcon launch is in May",
+        "lunch at noon",
+        "falcon budget approved",
+        "nothing much",
+        "weather is fine",
+    ]
+    for n, text in enumerate(said):
+        await memory.remember("k", text, f"reply {n}")
+    record, matches = await store.load_with_matches("k", ["falcon"], 5)
+    assert record == await store.load("k")
+    assert record.message_count == 10
+    assert [m.id for m in matches] == [m.id for m in await store.search("k", ["falcon"], 5)]
+    assert {m.content for m in matches} == {"the falcon launch is in May", "falcon budget approved"}
+    assert await store.load_with_matches("k", [], 5) == (record, [])
+    nobody = await store.load("nobody")
+    assert await store.load_with_matches("nobody", ["falcon"], 5) == (nobody, [])
