@@ -1,6 +1,7 @@
 """How often a fact told early reaches the prompt when asked about much later.
 
     .venv/bin/python -m bench.recall_quality [--people 20] [--turns 300] [--seed 7]
+        [--semantic] [--store sqlite|cosmos]
 
 Builds long synthetic conversations (realistic filler that shares words with the questions),
 plants facts in the first turns, asks about them at the end, and reports the share of questions
@@ -12,7 +13,10 @@ With --semantic it adds recall with embeddings from all-MiniLM-L6-v2 run offline
 
 Summaries here come from a stand-in extractive summariser (it keeps the latest first-person
 statements, up to 250 words), because no language model runs on this machine; a real model's
-summary should do at least as well. Recall is the product's real mechanism (SQLite FTS5).
+summary should do at least as well. Recall is the product's real mechanism: SQLite FTS5 ranked
+by BM25 by default, or with `--store cosmos` the Cosmos DB store's query and ranking (terms
+indexed per message, candidates ranked by rarer terms first), on the local Cosmos DB API server
+the tests use (Node.js and `npm ci` needed).
 """
 
 from __future__ import annotations
@@ -33,10 +37,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from memory import ChatMessage, ConversationMemory
+from memory import ChatMessage, ConversationMemory, MemoryStore
 from memory.recall import Embed
 from memory.sqlite_store import SQLiteStore
 from memory.summary import Complete
+from tests.conftest import cosmos_store_on, new_database_name
+from tests.support.cosmos_server import CosmosServer
 
 BUDGETS = (1000, 2000, 4000)
 FACTS_PER_PERSON = 6
@@ -192,9 +198,14 @@ async def share_recalled(
     recall: bool,
     scratch: Path,
     embed: Embed | None = None,
+    cosmos: CosmosServer | None = None,
 ) -> tuple[float, float]:
     """The share of direct and of paraphrased questions whose answer reaches the prompt."""
-    store = SQLiteStore(scratch / f"bench-{budget}-{summarise}-{recall}-{bool(embed)}.db")
+    store: MemoryStore
+    if cosmos is not None:
+        store = cosmos_store_on(cosmos, new_database_name())
+    else:
+        store = SQLiteStore(scratch / f"bench-{budget}-{summarise}-{recall}-{bool(embed)}.db")
     await store.open()
     memory = ConversationMemory(
         store,
@@ -236,7 +247,8 @@ async def main_async(arguments: argparse.Namespace) -> None:
     people = build_people(arguments.people, arguments.turns, arguments.seed)
     print(
         f"{arguments.people} people x {arguments.turns} turns ({2 * arguments.turns} messages), "
-        f"{FACTS_PER_PERSON} facts each planted in the first {PLANTED_WITHIN_TURNS} turns\n"
+        f"{FACTS_PER_PERSON} facts each planted in the first {PLANTED_WITHIN_TURNS} turns, "
+        f"store: {arguments.store}\n"
     )
     print(
         "Share of questions whose planted answer reaches the prompt (asked in the fact's own "
@@ -251,6 +263,22 @@ async def main_async(arguments: argparse.Namespace) -> None:
     if arguments.semantic:
         embed = cached_embedder()
         strategies += [(name, options, embed) for name, options in SEMANTIC_STRATEGIES.items()]
+    cosmos = CosmosServer(keep_alive=True) if arguments.store == "cosmos" else None
+    if cosmos is not None:
+        cosmos.start()
+    try:
+        await run_strategies(strategies, people, cosmos)
+    finally:
+        if cosmos is not None:
+            cosmos.stop()
+    print(f"\n({time.perf_counter() - began:.0f} s)")
+
+
+async def run_strategies(
+    strategies: list[tuple[str, dict[str, bool], Embed | None]],
+    people: list[Person],
+    cosmos: CosmosServer | None,
+) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         for name, options, embedder in strategies:
             shares = [
@@ -261,12 +289,12 @@ async def main_async(arguments: argparse.Namespace) -> None:
                     options["recall"],
                     Path(scratch),
                     embedder,
+                    cosmos,
                 )
                 for budget in BUDGETS
             ]
             cells = [f"{direct:.0%} / {paraphrase:.0%}" for direct, paraphrase in shares]
             print(f"| {name} | " + " | ".join(cells) + " |")
-    print(f"\n({time.perf_counter() - began:.0f} s)")
 
 
 def main() -> None:
@@ -277,6 +305,7 @@ def main() -> None:
     parser.add_argument(
         "--semantic", action="store_true", help="add semantic recall (bench/requirements.txt)"
     )
+    parser.add_argument("--store", choices=("sqlite", "cosmos"), default="sqlite")
     asyncio.run(main_async(parser.parse_args()))
 
 

@@ -91,6 +91,9 @@ _RECORD_FIELDS = (
     "c.since, c.updated_at, c.recentWrites, c.archived"
 )
 
+_BM25_K1 = 1.2  # the usual BM25 constants (FTS5 uses the same)
+_BM25_B = 0.75
+
 _NOT_FOUND = 404
 _CONFLICT = 409
 _PRECONDITION_FAILED = 412
@@ -726,18 +729,30 @@ def _candidates(limit: int) -> int:
 
 
 def _best_matches(rows: list[dict[str, Any]], terms: list[str]) -> list[dict[str, Any]]:
-    """Archive rows ranked by the query terms they hold, rarer terms weighing more; then newest.
+    """Archive rows ranked by BM25 over the candidates the query found; then newest first.
 
-    Cosmos DB has no full-text rank, so rarity is judged among the candidates the query found.
+    Cosmos DB has no full-text rank here, so rarity (IDF) is judged among the candidates, and
+    a message's length is its number of distinct terms: as in FTS5's BM25, a short message
+    that holds a rare term outranks a long one that holds it among many others.
     """
-    frequency = {term: sum(term in row.get("terms", ()) for row in rows) for term in terms}
-    weight = {term: math.log(1 + len(rows) / count) for term, count in frequency.items() if count}
+    held = [set(row.get("terms", ())) for row in rows]
+    if not rows:
+        return []
+    average = sum(len(h) for h in held) / len(held) or 1.0
+    counts = {term: sum(term in h for h in held) for term in terms}
+    idf = {
+        term: math.log(1 + (len(rows) - count + 0.5) / (count + 0.5))
+        for term, count in counts.items()
+        if count
+    }
 
-    def score(row: dict[str, Any]) -> tuple[float, float]:
-        held = set(row.get("terms", ()))
-        return sum(w for term, w in weight.items() if term in held), float(row.get("seq", 0))
+    def score(index: int) -> tuple[float, float]:
+        norm = 1 - _BM25_B + _BM25_B * len(held[index]) / average
+        weight = sum(w for term, w in idf.items() if term in held[index])
+        return weight * (_BM25_K1 + 1) / (1 + _BM25_K1 * norm), float(rows[index].get("seq", 0))
 
-    return sorted(rows, key=score, reverse=True)
+    order = sorted(range(len(rows)), key=score, reverse=True)
+    return [rows[i] for i in order]
 
 
 def _encode_vector(vector: Sequence[float]) -> str:

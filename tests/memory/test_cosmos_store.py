@@ -558,6 +558,21 @@ async def test_recall_prefers_messages_holding_the_rarer_words(store: CosmosStor
     assert len(found) == 3
 
 
+async def test_recall_prefers_a_short_message_to_newer_long_ones_holding_the_same_word(
+    store: CosmosStore,
+) -> None:
+    memory = memory_on(store, max_messages=2)
+    await memory.remember("k", "We decided to launch on March 3rd.")
+    for n in range(4):
+        await memory.remember(
+            "k",
+            f"Draft {n}: summarise the risks of moving the launch, the budget, the hiring plan, "
+            "the vendor contracts and the office move for the finance review.",
+        )
+    found = await store.search("k", query_terms("When did we decide to launch?"), 2)
+    assert found[0].content == "We decided to launch on March 3rd."
+
+
 async def test_the_archive_lists_a_turn_in_the_order_it_was_said(store: CosmosStore) -> None:
     memory = memory_on(store)
     at = datetime(2025, 1, 1, tzinfo=UTC)
