@@ -21,6 +21,7 @@ import base64
 import hashlib
 import logging
 import math
+import os
 import random
 import string
 import uuid
@@ -34,6 +35,7 @@ import aiohttp
 import numpy as np
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import AzureError, ClientAuthenticationError
+from azure.core.pipeline.transport import AioHttpTransport
 from azure.cosmos import PartitionKey
 from azure.cosmos.aio import ContainerProxy, CosmosClient, DatabaseProxy
 from azure.cosmos.exceptions import CosmosBatchOperationError, CosmosHttpResponseError
@@ -91,6 +93,9 @@ _RECORD_FIELDS = (
     "c.since, c.updated_at, c.recentWrites, c.archived"
 )
 
+_PROXY_VARIABLES = tuple(
+    name for base in ("https_proxy", "http_proxy", "all_proxy") for name in (base, base.upper())
+)
 _BM25_K1 = 1.2  # the usual BM25 constants (FTS5 uses the same)
 _BM25_B = 0.75
 
@@ -118,6 +123,16 @@ def cosmos_safe(text: str, max_length: int = MAX_ID_LENGTH) -> str:
         return escaped
     digest = hashlib.sha256(raw).hexdigest()
     return f"{escaped[: max_length - _DIGEST_LENGTH - 1]}{_HASHED}{digest}"
+
+
+def proxy_configured(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether an HTTP(S) proxy is set in the environment, for the SDK's HTTP session to use.
+
+    Trusting the environment also makes aiohttp look for a ~/.netrc entry, on a worker thread,
+    before every request; with no proxy to find there, the store does not trust it.
+    """
+    environ = os.environ if environ is None else environ
+    return any(environ.get(name) for name in _PROXY_VARIABLES)
 
 
 def partition_key_for(key: str) -> str:
@@ -230,6 +245,7 @@ class CosmosStore:
                 credential,
                 connection_verify=self.verify_tls,
                 no_response_on_write=True,
+                transport=AioHttpTransport(use_env_settings=proxy_configured()),
                 **self.retry.client_options(),
             )
             # Registered before entering: a client whose first request fails keeps its HTTP
