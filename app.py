@@ -82,6 +82,7 @@ def create_store(settings: Settings) -> MemoryStore:
             verify_tls=settings.cosmos_verify_tls,
             create_if_missing=settings.cosmos_create_if_missing,
             ttl_seconds=settings.memory_ttl_days * 86_400,
+            trust_env=settings.proxy_configured,
         )
     return SQLiteStore(settings.sqlite_path)
 

@@ -93,6 +93,9 @@ class Settings:
     memory_summary_every: int = 10
     allowed_tenant_ids: frozenset[str] = frozenset()
     rate_limit_per_minute: int = 20
+    # Derived, not a variable of ours: whether HTTP(S)_PROXY is set, so that HTTP clients that
+    # would otherwise ignore the environment (aiohttp sessions) use the proxy.
+    proxy_configured: bool = False
 
     @property
     def auth_enabled(self) -> bool:
@@ -187,6 +190,21 @@ def _lookup(table: Mapping[str, T], raw: str) -> T:
         return table[raw.lower()]
     except KeyError:
         raise ValueError(raw) from None
+
+
+PROXY_VARIABLES = tuple(
+    name for base in ("https_proxy", "http_proxy", "all_proxy") for name in (base, base.upper())
+)
+
+
+def proxy_configured(env: Mapping[str, str]) -> bool:
+    """Whether an HTTP(S) proxy is set in `env`.
+
+    aiohttp sessions use a proxy from the environment only when told to trust it, and trusting
+    it also makes them look for a ~/.netrc entry on a worker thread before every request; so
+    they trust it only when there is a proxy to find.
+    """
+    return any(env.get(name) for name in PROXY_VARIABLES)
 
 
 def settings_from(env: Mapping[str, str]) -> Settings:
@@ -295,6 +313,7 @@ def settings_from(env: Mapping[str, str]) -> Settings:
         memory_summary_every=read.whole("MEMORY_SUMMARY_EVERY", 10, 1, 10_000),
         allowed_tenant_ids=tenants,
         rate_limit_per_minute=read.whole("RATE_LIMIT_PER_MINUTE", 20, 0, 10_000),
+        proxy_configured=proxy_configured(env),
     )
     if read.problems:
         raise ConfigError(read.problems)

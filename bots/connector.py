@@ -8,14 +8,16 @@ step changes: the bytes go out through an aiohttp session on the event loop, sha
 connector client of the process, so connections to the connector are kept alive and reused.
 
 Behaviour kept as botbuilder's: the credentials sign each request the way msrest asks them to
-(`signed_session`), the answer is deserialized by msrest's own policy, and a failed request is
-not retried (botbuilder's pipeline did not retry either); a non-2xx answer becomes botbuilder's
-`ErrorResponseException`, raised by the generated operation as before.
+(`signed_session`), the answer is deserialized by msrest's own policy, and a non-2xx answer
+becomes botbuilder's `ErrorResponseException`, raised by the generated operation as before. A
+request that could not connect (refused, unresolved, connect timeout) is tried again, up to four
+times in all with growing pauses (tenacity), as msrest's `requests` pipeline retried connection
+errors; a request the connector may have received is not repeated, so no reply is sent twice.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import requests
@@ -24,8 +26,19 @@ from msrest.pipeline.async_abc import AsyncHTTPSender, AsyncPipeline
 from msrest.pipeline.universal import RawDeserializer
 from msrest.universal_http import ClientRequest
 from msrest.universal_http.aiohttp import AioHttpClientResponse
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 Outgoing = Request[ClientRequest]
+
+CONNECT_ATTEMPTS = 4
+CONNECT_BACKOFF_SECONDS = 0.5  # then 1 s, 2 s
+# Failures before the request could reach the connector: safe to try again.
+_NOT_CONNECTED = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 
 
 def send_through(client: Any, session: aiohttp.ClientSession) -> Any:
@@ -83,13 +96,34 @@ class _AiohttpSender(AsyncHTTPSender):  # type: ignore[type-arg]
     async def send(self, request: Outgoing, **config: Any) -> Response[ClientRequest, Any]:
         outgoing = request.http_request
         body = outgoing.data.encode() if isinstance(outgoing.data, str) else outgoing.data
-        async with self._session.request(
-            outgoing.method,
-            outgoing.url,
-            headers=outgoing.headers,
-            data=body,
-            timeout=self._timeout,
-        ) as answer:
-            response = AioHttpClientResponse(outgoing, answer)
-            await response.load_body()
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(_NOT_CONNECTED),
+            stop=stop_after_attempt(CONNECT_ATTEMPTS),
+            wait=wait_exponential(multiplier=CONNECT_BACKOFF_SECONDS),
+            reraise=True,
+        ):
+            with attempt:
+                async with self._session.request(
+                    outgoing.method,
+                    outgoing.url,
+                    headers=outgoing.headers,
+                    data=body,
+                    timeout=self._timeout,
+                ) as answer:
+                    response = _Answer(outgoing, answer)
+                    await response.load_body()
         return Response(request, response)
+
+
+class _Answer(AioHttpClientResponse):
+    """msrest's aiohttp response, except that an empty body is a body (b""), not an error.
+
+    msrest's version raises ValueError for one, so a 200, 202 or 204 with nothing in it (or a
+    gateway's bare 502) would fail before the operation could look at the status.
+    """
+
+    def body(self) -> bytes:
+        loaded = cast(bytes | None, self._body)  # msrest declares it None until load_body()
+        if loaded is None:
+            raise ValueError("the body was not loaded")
+        return loaded

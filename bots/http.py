@@ -63,7 +63,9 @@ def create_adapter(
         ConfigurationServiceClientCredentialFactory(configuration)
     )
     adapter = CloudAdapter(
-        ReusedClientsAuthentication(configuration, credentials_factory=credentials)
+        ReusedClientsAuthentication(
+            configuration, credentials_factory=credentials, trust_env=settings.proxy_configured
+        )
     )
 
     async def on_turn_error(turn_context: TurnContext, error: Exception) -> None:
@@ -119,15 +121,16 @@ class ReusedClientsAuthentication(ConfigurationBotFrameworkAuthentication):  # t
 
     MAX_CLIENTS = 256  # service URLs are per region (and tenant): a few in practice
 
-    def __init__(self, configuration: Any, **kwargs: Any) -> None:
+    def __init__(self, configuration: Any, *, trust_env: bool = False, **kwargs: Any) -> None:
         super().__init__(configuration, **kwargs)
         self._clients: OrderedDict[Hashable, Any] = OrderedDict()
         self._session: aiohttp.ClientSession | None = None
+        self._trust_env = trust_env  # a proxy from HTTPS_PROXY, as requests would have used
 
     def session(self) -> aiohttp.ClientSession:
         """The session replies go out through, opened on first use (inside the event loop)."""
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
+            self._session = aiohttp.ClientSession(trust_env=self._trust_env)
         return self._session
 
     async def close(self) -> None:

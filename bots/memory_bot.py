@@ -150,6 +150,7 @@ class MemoryBot(TeamsActivityHandler):  # type: ignore[misc]
 
     async def _chat(self, turn_context: TurnContext, key: str, text: str, stream: bool) -> str:
         """One chat turn; returns its outcome for the turn's log line."""
+        prompt = None
         try:
             if stream:
                 prompt = await self.memory.prompt_for(key, text)
@@ -169,6 +170,8 @@ class MemoryBot(TeamsActivityHandler):  # type: ignore[misc]
             await turn_context.send_activity(f"{error.user_message} {KEPT if kept else NOT_KEPT}")
             return "model-failed"
         except Exception as error:
+            if prompt is None:
+                raise  # not even the prompt was built: the adapter's turn-error handler answers
             # The person never saw the reply: keep their message, not an answer they did not get.
             log.error("sending the reply failed: %s", type(error).__name__, exc_info=True)
             await self._remember(key, text, None)

@@ -21,7 +21,6 @@ import base64
 import hashlib
 import logging
 import math
-import os
 import random
 import string
 import uuid
@@ -93,9 +92,6 @@ _RECORD_FIELDS = (
     "c.since, c.updated_at, c.recentWrites, c.archived"
 )
 
-_PROXY_VARIABLES = tuple(
-    name for base in ("https_proxy", "http_proxy", "all_proxy") for name in (base, base.upper())
-)
 _BM25_K1 = 1.2  # the usual BM25 constants (FTS5 uses the same)
 _BM25_B = 0.75
 
@@ -123,16 +119,6 @@ def cosmos_safe(text: str, max_length: int = MAX_ID_LENGTH) -> str:
         return escaped
     digest = hashlib.sha256(raw).hexdigest()
     return f"{escaped[: max_length - _DIGEST_LENGTH - 1]}{_HASHED}{digest}"
-
-
-def proxy_configured(environ: Mapping[str, str] | None = None) -> bool:
-    """Whether an HTTP(S) proxy is set in the environment, for the SDK's HTTP session to use.
-
-    Trusting the environment also makes aiohttp look for a ~/.netrc entry, on a worker thread,
-    before every request; with no proxy to find there, the store does not trust it.
-    """
-    environ = os.environ if environ is None else environ
-    return any(environ.get(name) for name in _PROXY_VARIABLES)
 
 
 def partition_key_for(key: str) -> str:
@@ -201,10 +187,12 @@ class CosmosStore:
         ttl_seconds: int = DEFAULT_TTL_SECONDS,
         credential: AsyncTokenCredential | None = None,
         retry: CosmosRetryPolicy | None = None,
+        trust_env: bool = False,
     ) -> None:
         """`key` authenticates with the account key; without one the store uses Entra ID:
         `credential` if given (the caller closes it), else a DefaultAzureCredential of its own
         (managed identity in Azure, the developer's `az login` locally), closed with the store.
+        `trust_env` lets the SDK's HTTP session take a proxy from the environment.
         """
         if ttl_seconds < 1:
             raise ValueError("ttl_seconds must be at least 1")
@@ -215,6 +203,7 @@ class CosmosStore:
         self.create_if_missing = create_if_missing
         self.ttl_seconds = ttl_seconds
         self.retry = retry or CosmosRetryPolicy()
+        self.trust_env = trust_env
         self._key = key or None
         self._credential = credential
         self._resources: AsyncExitStack | None = None
@@ -245,7 +234,9 @@ class CosmosStore:
                 credential,
                 connection_verify=self.verify_tls,
                 no_response_on_write=True,
-                transport=AioHttpTransport(use_env_settings=proxy_configured()),
+                # Trusting the environment makes aiohttp look for ~/.netrc on a worker thread
+                # before every request: only worth it when a proxy is to be found there.
+                transport=AioHttpTransport(use_env_settings=self.trust_env),
                 **self.retry.client_options(),
             )
             # Registered before entering: a client whose first request fails keeps its HTTP

@@ -102,11 +102,13 @@ class SQLiteStore:
         if self._thread is None:
             raise StoreError("the SQLite store is not open")
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._thread, work, *args)
-        except sqlite3.Error as error:
-            raise StoreUnavailable(f"cannot {what}: {error}") from error
+            done = asyncio.get_running_loop().run_in_executor(self._thread, work, *args)
         except RuntimeError as error:  # the thread was shut down meanwhile
             raise StoreError("the SQLite store is closed") from error
+        try:
+            return await done
+        except sqlite3.Error as error:
+            raise StoreUnavailable(f"cannot {what}: {error}") from error
 
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:

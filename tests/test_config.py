@@ -103,3 +103,10 @@ def test_dotenv_is_read_and_the_environment_wins(tmp_path: Path) -> None:
 def test_allowed_tenants_are_a_normalised_set() -> None:
     settings = settings_from({"ALLOWED_TENANT_IDS": " A-1 , b-2,, "})
     assert settings.allowed_tenant_ids == frozenset({"a-1", "b-2"})
+
+
+def test_http_clients_trust_the_environment_only_when_a_proxy_is_set() -> None:
+    assert not settings_from({}).proxy_configured
+    assert not settings_from({"NO_PROXY": "localhost", "HTTPS_PROXY": ""}).proxy_configured
+    assert settings_from({"HTTPS_PROXY": "http://proxy.corp:8080"}).proxy_configured
+    assert settings_from({"http_proxy": "http://proxy.corp:8080"}).proxy_configured

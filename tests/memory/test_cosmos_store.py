@@ -30,7 +30,6 @@ from memory.cosmos_store import (
     archive_item_id,
     cosmos_safe,
     partition_key_for,
-    proxy_configured,
 )
 from memory.errors import StoreConflict, StoreError, StoreNotReady, StoreUnavailable
 from memory.recall import query_terms, terms_of
@@ -624,10 +623,3 @@ async def test_embeddings_are_kept_compactly_and_the_nearest_come_first(
     assert await store.nearest("k", [1.0, 0.0], 5) == []  # another model's dimensions
     item = await raw.read_item(archive_item_id(messages[0]), partition_key=partition_key_for("k"))
     assert isinstance(item["vector"], str)
-
-
-def test_the_sdk_trusts_the_environment_only_when_a_proxy_is_set() -> None:
-    assert not proxy_configured({})
-    assert not proxy_configured({"NO_PROXY": "localhost", "HTTPS_PROXY": ""})
-    assert proxy_configured({"HTTPS_PROXY": "http://proxy.corp:8080"})
-    assert proxy_configured({"http_proxy": "http://proxy.corp:8080"})

@@ -97,7 +97,6 @@ const STATUS_CODES = {
   503: "ServiceUnavailable",
 };
 
-/** Checks one fault rule from POST /_faults and returns it in the form the server keeps. */
 /**
  * Version 1.0.1 runs every query over every item of the container, even when the request names
  * one partition (the x-ms-documentdb-partitionkey header). Cosmos DB sends such a query to that
@@ -184,6 +183,7 @@ function patchPartitionScopedQueries() {
   };
 }
 
+/** Checks one fault rule from POST /_faults and returns it in the form the server keeps. */
 function parseFault(body) {
   const rule = {
     status: body.status === undefined ? null : body.status,
