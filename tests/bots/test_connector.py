@@ -53,9 +53,7 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 def client_for(port: int, session: aiohttp.ClientSession) -> ConnectorClient:
     credentials = MicrosoftAppCredentials("", "")  # Emulator mode: no token
-    return send_through(
-        ConnectorClient(credentials, base_url=f"http://127.0.0.1:{port}"), session
-    )
+    return send_through(ConnectorClient(credentials, base_url=f"http://127.0.0.1:{port}"), session)
 
 
 async def reply(client: ConnectorClient, text: str) -> object:
