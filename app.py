@@ -7,6 +7,7 @@ when the app's cleanup closes the store and the model client.
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 from collections.abc import Mapping
@@ -114,10 +115,12 @@ def main() -> int:
         auth,
         "; telemetry to Application Insights" if exporting else "",
     )
+    app = create_app(settings, store, model)
+    # Everything built so far (modules, clients, the app) lives as long as the process: keep it
+    # out of the garbage collector's full passes, which otherwise walk it again and again.
+    gc.freeze()
     try:
-        web.run_app(
-            create_app(settings, store, model), host=settings.host, port=settings.port, print=None
-        )
+        web.run_app(app, host=settings.host, port=settings.port, print=None)
     except StoreError as error:
         log.error("MemoryBot cannot start: %s", error)
         return 3
