@@ -4,7 +4,8 @@ SQLite is called from one thread of the store's own, never from the event loop, 
 operation is one function run there: a whole turn's write (read, merge, write, archive, commit)
 is one hand-over between threads, not one per statement. Writes go through `BEGIN IMMEDIATE`, so
 a read-modify-write is atomic even when several processes share the file; WAL lets readers carry
-on while a write is in progress. The archive is an FTS5 table, ranked by BM25; embeddings (when
+on while a write is in progress. The archive is an FTS5 table, ranked by BM25 in bounded work
+(rare words search the whole archive, common ones the newest matches); embeddings (when
 configured) sit beside it as float32 blobs, compared by cosine similarity with numpy, which
 reads all of one person's vectors per search: fine for the embedded default, not for millions.
 """
@@ -57,6 +58,8 @@ _SCHEMA = (
 
 class SQLiteStore:
     DECODED_RECORDS = 256  # records kept decoded, by key, with the stored text they came from
+    RARE_MATCHES = 64  # a term in at most this many of a person's messages: whole archive searched
+    RECENT_MATCHES = 256  # other terms: ranked among the person's newest this-many matches
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -206,16 +209,58 @@ class SQLiteStore:
         return self._load(key), matches
 
     def _search(self, key: str, terms: Sequence[str], limit: int) -> list[Message]:
-        # The owner token is indexed, so FTS5 looks only at this person's messages; matching
-        # `key` alone (unindexed) would rank everyone's matches and then drop the others'.
-        words = " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
-        query = f"owner:{_owner(key)} AND content:({words})"
+        """The person's archived messages that best match `terms`, best first, in bounded work.
+
+        Ranking every match by BM25 costs a few microseconds a match, and a common word matches
+        a share of everything a person ever said, so a search over the whole archive would grow
+        with it. Instead, a term found in at most RARE_MATCHES of the person's messages is
+        searched through the whole archive (a rare word is what finds an old fact); the others
+        are ranked among the person's RECENT_MATCHES newest matches, which fill what is left.
+        """
+        db = self._connection()
+        owner = _owner(key)
+        if self._matches(db, f"owner:{owner}") <= self.RARE_MATCHES:
+            # A short archive: every term is rare, and one ranking covers it all.
+            return self._ranked(db, key, _expression(owner, terms), limit, 0)
+        rare: list[str] = []
+        common: list[str] = []
+        for term in terms:
+            found = self._matches(db, _expression(owner, [term]))
+            if found:
+                (rare if found <= self.RARE_MATCHES else common).append(term)
+        best = self._ranked(db, key, _expression(owner, rare), limit, 0) if rare else []
+        if common and len(best) < limit:
+            everything = _expression(owner, rare + common)
+            # The rowid of the RECENT_MATCHES-th newest match: only rows from there on are ranked.
+            oldest = db.execute(
+                "SELECT rowid FROM archive WHERE archive MATCH ? "
+                "ORDER BY rowid DESC LIMIT 1 OFFSET ?",
+                (everything, self.RECENT_MATCHES - 1),
+            ).fetchone()
+            seen = {message.id for message in best}
+            recent = self._ranked(db, key, everything, limit, oldest[0] if oldest else 0)
+            best += [message for message in recent if message.id not in seen]
+        return best[:limit]
+
+    def _matches(self, db: sqlite3.Connection, expression: str) -> int:
+        """How many rows match, counting no further than one past RARE_MATCHES."""
+        return int(
+            db.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM archive WHERE archive MATCH ? LIMIT ?)",
+                (expression, self.RARE_MATCHES + 1),
+            ).fetchone()[0]
+        )
+
+    @staticmethod
+    def _ranked(
+        db: sqlite3.Connection, key: str, expression: str, limit: int, from_rowid: int
+    ) -> list[Message]:
         # FTS5's own `ORDER BY rank` (BM25 weighting content only) sorts inside FTS5 and reads
         # the columns of the rows it returns only: about 30% faster than ordering by bm25().
-        rows = self._connection().execute(
+        rows = db.execute(
             "SELECT id, role, content, at FROM archive WHERE archive MATCH ? "
-            "AND rank MATCH 'bm25(1.0, 0.0)' AND key = ? ORDER BY rank LIMIT ?",
-            (query, key, limit),
+            "AND rank MATCH 'bm25(1.0, 0.0)' AND key = ? AND rowid >= ? ORDER BY rank LIMIT ?",
+            (expression, key, from_rowid, limit),
         )
         return [_archived(*row) for row in rows]
 
@@ -312,6 +357,14 @@ def _decode(key: str, body: str | None) -> ConversationRecord:
 def _owner(key: str) -> str:
     """One FTS token per memory key (letters and digits only, so the tokenizer keeps it whole)."""
     return "k" + hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def _expression(owner: str, terms: Sequence[str]) -> str:
+    """An FTS5 query for any of `terms` in one person's messages. The owner token is indexed, so
+    FTS5 looks only at this person's rows; matching `key` alone (unindexed) would rank everyone's
+    matches and then drop the others'."""
+    words = " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
+    return f"owner:{owner} AND content:({words})"
 
 
 def _archived(id_: str, role: str, content: str, at: str) -> Message:
