@@ -39,6 +39,7 @@ def create_app(
         max_messages=settings.memory_max_messages,
         context_tokens=settings.memory_context_tokens,
         summary_every=settings.memory_summary_every,
+        summary_concurrency=settings.memory_summary_concurrency,
         # The offline model cannot summarise; an invented summary would be worse than none.
         summarise=None if settings.model_kind == "offline" else model.complete,
         embed=model.embed if model.can_embed else None,

@@ -91,6 +91,7 @@ class Settings:
     memory_max_messages: int = 20
     memory_context_tokens: int = 3000
     memory_summary_every: int = 10
+    memory_summary_concurrency: int = 4
     allowed_tenant_ids: frozenset[str] = frozenset()
     rate_limit_per_minute: int = 20
     # Derived, not a variable of ours: whether HTTP(S)_PROXY is set, so that HTTP clients that
@@ -311,6 +312,7 @@ def settings_from(env: Mapping[str, str]) -> Settings:
         memory_max_messages=read.whole("MEMORY_MAX_MESSAGES", 20, 2, 10_000),
         memory_context_tokens=read.whole("MEMORY_CONTEXT_TOKENS", 3000, 200, 1_000_000),
         memory_summary_every=read.whole("MEMORY_SUMMARY_EVERY", 10, 1, 10_000),
+        memory_summary_concurrency=read.whole("MEMORY_SUMMARY_CONCURRENCY", 4, 1, 1000),
         allowed_tenant_ids=tenants,
         rate_limit_per_minute=read.whole("RATE_LIMIT_PER_MINUTE", 20, 0, 10_000),
         proxy_configured=proxy_configured(env),

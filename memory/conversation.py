@@ -37,6 +37,7 @@ class ConversationMemory:
         max_messages: int = 20,
         context_tokens: int = 3000,
         summary_every: int = 10,
+        summary_concurrency: int = 4,
         summarise: Complete | None = None,
         embed: Embed | None = None,
         recall_limit: int | None = None,
@@ -56,6 +57,10 @@ class ConversationMemory:
         # Pending messages are also archived, so past this cap the oldest leave the record only.
         self.max_pending = max(summary_every * 4, 40)
         self._summaries: dict[str, asyncio.Task[bool]] = {}
+        # Summaries are background work: at most this many at once, so that a burst of people
+        # does not send a burst of summary calls competing with their own turns (for the
+        # model's rate limit and the process's time); the others wait their turn.
+        self._summary_slots = asyncio.Semaphore(max(1, summary_concurrency))
 
     async def prompt_for(self, key: str, text: str) -> list[ChatMessage]:
         """The messages to send the model when the person behind `key` says `text`."""
@@ -198,7 +203,8 @@ class ConversationMemory:
 
     async def _summarise_logged(self, key: str) -> bool:
         try:
-            return await self.summarise_now(key)
+            async with self._summary_slots:
+                return await self.summarise_now(key)
         except Exception as error:
             log.warning("summary not saved: %s", type(error).__name__)
             return False

@@ -143,6 +143,7 @@ async def run_replay(arguments: argparse.Namespace, out: TextIO) -> None:
             max_messages=settings.memory_max_messages,
             context_tokens=arguments.budget or settings.memory_context_tokens,
             summary_every=settings.memory_summary_every,
+            summary_concurrency=settings.memory_summary_concurrency,
             summarise=summarise,
         )
         try:

@@ -17,6 +17,8 @@ def test_nothing_configured_means_sqlite_offline_and_emulator_mode() -> None:
     assert settings.host == "127.0.0.1"
     assert not settings.auth_enabled
     assert settings.memory_max_messages == 20
+    assert settings.memory_summary_concurrency == 4
+    assert settings_from({"MEMORY_SUMMARY_CONCURRENCY": "1"}).memory_summary_concurrency == 1
 
 
 def test_cosmos_endpoint_makes_cosmos_the_default_store() -> None:
@@ -30,6 +32,7 @@ def test_every_bad_variable_is_named_in_one_error() -> None:
             {
                 "PORT": "eighty",
                 "MEMORY_MAX_MESSAGES": "-3",
+                "MEMORY_SUMMARY_CONCURRENCY": "0",
                 "COSMOS_VERIFY_TLS": "maybe",
                 "MEMORY_STORE": "postgres",
                 "AZURE_OPENAI_ENDPOINT": "not a url",
@@ -40,13 +43,14 @@ def test_every_bad_variable_is_named_in_one_error() -> None:
     for name in (
         "PORT",
         "MEMORY_MAX_MESSAGES",
+        "MEMORY_SUMMARY_CONCURRENCY",
         "COSMOS_VERIFY_TLS",
         "MEMORY_STORE",
         "AZURE_OPENAI_ENDPOINT",
     ):
         assert name in message
     assert "whole number from 1 to 65535" in message
-    assert len(caught.value.problems) == 5
+    assert len(caught.value.problems) == 6
 
 
 def test_secrets_are_not_echoed_in_errors_or_repr() -> None:

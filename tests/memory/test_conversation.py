@@ -101,6 +101,49 @@ async def test_a_failed_summary_drops_nothing(store_factory: StoreFactory) -> No
     assert [m.content for m in record.unsummarised] == ["q3", "a3", "q4", "a4"]
 
 
+class CountingSummariser(Summariser):
+    """Also counts how many summaries are in flight at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    async def __call__(self, prompt: Sequence[ChatMessage]) -> str:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            return await super().__call__(prompt)
+        finally:
+            self.in_flight -= 1
+
+
+async def test_summaries_of_many_people_run_a_few_at_a_time(store_factory: StoreFactory) -> None:
+    summariser = CountingSummariser()
+    summariser.release.clear()
+    memory = ConversationMemory(
+        await store_factory(),
+        system_prompt="system",
+        summarise=summariser,
+        max_messages=4,
+        summary_every=4,
+        summary_concurrency=2,
+    )
+    people = [f"person-{n}" for n in range(5)]
+    for n in range(4):
+        await asyncio.gather(*(memory.remember(p, f"q{n}", f"a{n}") for p in people))
+    for _ in range(50):  # let every waiting summary reach the model if it were allowed to
+        await asyncio.sleep(0.01)
+    assert summariser.in_flight == 2
+
+    summariser.release.set()
+    await memory.drain()
+    assert summariser.most_in_flight == 2
+    records = [await memory.recall(p) for p in people]
+    assert [r.pending for r in records] == [()] * len(people)
+    assert all(r.summary.startswith("summary #") for r in records)
+
+
 async def test_the_summary_reaches_the_prompt(store_factory: StoreFactory) -> None:
     memory = memory_with(await store_factory(), Summariser())
     for n in range(4):
