@@ -58,6 +58,7 @@ from bench.support import (
     latency_figures,
     machine,
     machine_busy_seconds,
+    precise_cpu_seconds,
     scratch_directory,
 )
 from bots.identity import memory_key_for
@@ -82,6 +83,8 @@ class Checkpoint:
     prompt_messages: int | None
     latency_p50_ms: float
     store_requests_per_turn: float | None
+    bot_cpu_ms_per_turn: float | None = None
+    server_cpu_ms_per_turn: float | None = None  # the local Cosmos DB API server's
 
 
 @dataclass
@@ -151,6 +154,25 @@ def cpu_used(before: dict[str, float], after: dict[str, float]) -> dict[str, flo
     return used
 
 
+async def settle(process: BotProcess, limit_seconds: float = 20.0) -> None:
+    """Wait until the bot is idle (its background work, such as summaries, done), so that one
+    phase's leftovers are not measured in the next."""
+    deadline = time.monotonic() + limit_seconds
+    before = process.precise_cpu_seconds()
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.25)
+        now = process.precise_cpu_seconds()
+        if now - before < 0.005:  # under 2% of a core
+            return
+        before = now
+
+
+def window_cpu(process: BotProcess, backend: Backend) -> tuple[float, float | None]:
+    """Precise CPU seconds so far of the bot and of the local Cosmos DB server, if any."""
+    server = backend.server_pid()
+    return process.precise_cpu_seconds(), None if server is None else precise_cpu_seconds(server)
+
+
 async def load_phase(
     figures: BotFigures,
     process: BotProcess,
@@ -165,6 +187,7 @@ async def load_phase(
     scripts = [texts_for(n, turns) for n in range(people)]
     fakes.forget()
     await backend.clear_requests()
+    await settle(process)
     before = cpu_snapshot(process, backend)
     started = time.perf_counter()
     results = await asyncio.gather(
@@ -204,15 +227,20 @@ async def conversation_phase(
     checkpoints = [c for c in CHECKPOINTS if c <= turns]
     fakes.forget()
     await backend.clear_requests()
+    await settle(process)
     served_before: dict[int, int | None] = {}
     served_after: dict[int, int | None] = {}
+    cpu_before: dict[int, tuple[float, float | None]] = {}
+    cpu_after: dict[int, tuple[float, float | None]] = {}
     outcomes: list[Outcome] = []
     for turn, text in enumerate(script, start=1):
         for checkpoint in checkpoints:
             if turn == checkpoint - CHECKPOINT_WINDOW + 1:
                 served_before[checkpoint] = await backend.requests_served()
+                cpu_before[checkpoint] = window_cpu(process, backend)
         outcomes.append(await traffic.say(person, text))
         if turn in checkpoints:
+            cpu_after[turn] = window_cpu(process, backend)
             served_after[turn] = await backend.requests_served()
 
     prompts: dict[str, list[ChatMessage]] = {}
@@ -227,6 +255,10 @@ async def conversation_phase(
         prompt = prompts.get(person.said[checkpoint - 1])
         window = outcomes[checkpoint - CHECKPOINT_WINDOW : checkpoint]
         before, after = served_before.get(checkpoint), served_after.get(checkpoint)
+        (bot_before, server_before), (bot_after, server_after) = (
+            cpu_before[checkpoint],
+            cpu_after[checkpoint],
+        )
         figures.checkpoints.append(
             Checkpoint(
                 turn=checkpoint,
@@ -235,6 +267,12 @@ async def conversation_phase(
                 latency_p50_ms=latency_figures([o.seconds for o in window])["p50_ms"],
                 store_requests_per_turn=(
                     None if before is None or after is None else (after - before) / len(window)
+                ),
+                bot_cpu_ms_per_turn=(bot_after - bot_before) * 1000 / len(window),
+                server_cpu_ms_per_turn=(
+                    None
+                    if server_before is None or server_after is None
+                    else (server_after - server_before) * 1000 / len(window)
                 ),
             )
         )
@@ -413,6 +451,19 @@ def table(backend: str, figures: dict[str, BotFigures], options: argparse.Namesp
         )
     for c in checkpoints:
         row(
+            f"one person, turns {c - CHECKPOINT_WINDOW + 1:,}-{c:,}: bot CPU ms/turn",
+            at(c, "bot_cpu_ms_per_turn"),
+            2,
+        )
+    if any(p.server_cpu_ms_per_turn is not None for f in figures.values() for p in f.checkpoints):
+        for c in checkpoints:
+            row(
+                f"one person, turns {c - CHECKPOINT_WINDOW + 1:,}-{c:,}: server CPU ms/turn",
+                at(c, "server_cpu_ms_per_turn"),
+                2,
+            )
+    for c in checkpoints:
+        row(
             f"one person, turns {c - CHECKPOINT_WINDOW + 1:,}-{c:,}: store req/turn",
             at(c, "store_requests_per_turn"),
             2,
@@ -467,6 +518,7 @@ def verdicts(figures: dict[str, BotFigures], options: argparse.Namespace) -> lis
 
         parts = [
             f"median ms {series(lambda p: p.latency_p50_ms, 1)}",
+            f"bot CPU ms/turn {series(lambda p: p.bot_cpu_ms_per_turn, 2)}",
             f"prompt tokens {series(lambda p: p.prompt_tokens, 0)}",
         ]
         if points[0].store_requests_per_turn is not None:
