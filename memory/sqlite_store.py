@@ -211,34 +211,38 @@ class SQLiteStore:
     def _search(self, key: str, terms: Sequence[str], limit: int) -> list[Message]:
         """The person's archived messages that best match `terms`, best first, in bounded work.
 
-        Ranking every match by BM25 costs a few microseconds a match, and a common word matches
-        a share of everything a person ever said, so a search over the whole archive would grow
-        with it. Instead, a term found in at most RARE_MATCHES of the person's messages is
-        searched through the whole archive (a rare word is what finds an old fact); the others
-        are ranked among the person's RECENT_MATCHES newest matches, which fill what is left.
+        Ranking a match by BM25 costs a few microseconds, and a common word matches a share of
+        everything a person ever said, so ranking every match would grow with the archive. When
+        there are more than RECENT_MATCHES matches, the messages holding a rare word (one found
+        in at most RARE_MATCHES of the person's messages) are ranked through the whole archive,
+        on every word, since a rare word is what finds an old fact; the newest RECENT_MATCHES
+        matches of any word fill what is left.
         """
         db = self._connection()
         owner = _owner(key)
-        if self._matches(db, f"owner:{owner}") <= self.RARE_MATCHES:
-            # A short archive: every term is rare, and one ranking covers it all.
-            return self._ranked(db, key, _expression(owner, terms), limit, 0)
+        everything = _expression(owner, terms)
+        # The rowid of the RECENT_MATCHES-th newest match: the newest matches are from there on.
+        oldest = db.execute(
+            "SELECT rowid FROM archive WHERE archive MATCH ? ORDER BY rowid DESC LIMIT 1 OFFSET ?",
+            (everything, self.RECENT_MATCHES - 1),
+        ).fetchone()
+        if oldest is None:  # few matches in all: one ranking covers them
+            return self._ranked(db, key, everything, limit, 0)
         rare: list[str] = []
         common: list[str] = []
         for term in terms:
             found = self._matches(db, _expression(owner, [term]))
             if found:
                 (rare if found <= self.RARE_MATCHES else common).append(term)
-        best = self._ranked(db, key, _expression(owner, rare), limit, 0) if rare else []
+        best: list[Message] = []
+        if rare:
+            holding_a_rare_word = _expression(owner, rare)
+            if common:  # every row qualifies for the second part; its common words still score
+                holding_a_rare_word += f" AND ({_words(common)} OR owner:{owner})"
+            best = self._ranked(db, key, holding_a_rare_word, limit, 0)
         if common and len(best) < limit:
-            everything = _expression(owner, rare + common)
-            # The rowid of the RECENT_MATCHES-th newest match: only rows from there on are ranked.
-            oldest = db.execute(
-                "SELECT rowid FROM archive WHERE archive MATCH ? "
-                "ORDER BY rowid DESC LIMIT 1 OFFSET ?",
-                (everything, self.RECENT_MATCHES - 1),
-            ).fetchone()
             seen = {message.id for message in best}
-            recent = self._ranked(db, key, everything, limit, oldest[0] if oldest else 0)
+            recent = self._ranked(db, key, everything, limit, oldest[0])
             best += [message for message in recent if message.id not in seen]
         return best[:limit]
 
@@ -363,8 +367,12 @@ def _expression(owner: str, terms: Sequence[str]) -> str:
     """An FTS5 query for any of `terms` in one person's messages. The owner token is indexed, so
     FTS5 looks only at this person's rows; matching `key` alone (unindexed) would rank everyone's
     matches and then drop the others'."""
-    words = " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
-    return f"owner:{owner} AND content:({words})"
+    return f"owner:{owner} AND {_words(terms)}"
+
+
+def _words(terms: Sequence[str]) -> str:
+    """Any of `terms` in a message's content, each quoted as an FTS5 string."""
+    return "content:(" + " OR ".join('"' + term.replace('"', '""') + '"' for term in terms) + ")"
 
 
 def _archived(id_: str, role: str, content: str, at: str) -> Message:

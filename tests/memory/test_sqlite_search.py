@@ -4,8 +4,12 @@ only the newest matches. The bounds are made small here so that a few dozen mess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from memory.records import Message
 from memory.sqlite_store import SQLiteStore
+
+pytestmark = pytest.mark.integration
 
 START = datetime(2026, 1, 5, 9, tzinfo=UTC)
 
@@ -67,3 +71,57 @@ async def test_rare_words_alone_rank_the_whole_archive_by_bm25(tmp_path: Path) -
     # Both words beat one; a short message beats a long one holding the same word.
     assert [m.id for m in found] == ["m1", "m3", "m0"]
     assert none == []
+
+
+async def test_a_common_word_picks_out_the_right_message_among_those_holding_a_rare_one(
+    tmp_path: Path,
+) -> None:
+    old = [  # as long as each other, so that only the common word tells them apart
+        "Bluebird standup moved to the afternoon",
+        "The Bluebird budget is 40,000 euros.",
+        "Bluebird retro notes are in the wiki",
+    ]
+    filler = [f"budget row {n}" for n in range(40)] + [f"other filler {n}" for n in range(60)]
+    store = await store_with(tmp_path, old + filler)
+    try:
+        found = await store.search("k", ["bluebird", "budget"], 1)
+    finally:
+        await store.close()
+    assert [m.id for m in found] == ["m1"]
+
+
+async def test_rare_matches_that_fill_the_limit_leave_no_room_for_recent_ones(
+    tmp_path: Path,
+) -> None:
+    old = [f"Bluebird note {n}" for n in range(4)]
+    store = await store_with(tmp_path, old + [f"budget row {n}" for n in range(40)])
+    try:
+        found = await store.search("k", ["bluebird", "budget"], 3)
+    finally:
+        await store.close()
+    assert len(found) == 3
+    assert all("Bluebird" in m.content for m in found)
+
+
+async def test_a_recent_message_found_both_ways_comes_back_once(tmp_path: Path) -> None:
+    contents = [f"budget row {n}" for n in range(40)] + ["The Bluebird budget is set."]
+    store = await store_with(tmp_path, contents)
+    try:
+        found = await store.search("k", ["bluebird", "budget"], 20)
+    finally:
+        await store.close()
+    ids = [m.id for m in found]
+    assert ids[0] == "m40"
+    assert len(ids) == len(set(ids)) == 8  # the newest 8 matches, the rare one among them
+
+
+async def test_when_all_matches_fit_the_window_every_one_is_ranked(tmp_path: Path) -> None:
+    # "budget" is common (6 matches, over RARE_MATCHES) but all its matches fit RECENT_MATCHES.
+    contents = ["budget " + "long " * 20] + [f"budget {n}" for n in range(5)] + ["other"] * 20
+    store = await store_with(tmp_path, contents)
+    try:
+        found = await store.search("k", ["budget"], 10)
+    finally:
+        await store.close()
+    assert len(found) == 6
+    assert found[-1].id == "m0"  # the longest holder of the word ranks last
