@@ -60,6 +60,7 @@ from bench.support import (
     machine_busy_seconds,
     precise_cpu_seconds,
     scratch_directory,
+    split_cores,
 )
 from bots.identity import memory_key_for
 from config import Settings, settings_from
@@ -281,9 +282,15 @@ async def conversation_phase(
 
 
 async def lost_phase(
-    bot: BotName, env: dict[str, str], scratch: Path, fakes: Fakes, turns: int, tag: str
+    bot: BotName,
+    env: dict[str, str],
+    scratch: Path,
+    fakes: Fakes,
+    turns: int,
+    tag: str,
+    cpus: set[int] | None,
 ) -> LostMessages:
-    process = BotProcess(bot, env, scratch)
+    process = BotProcess(bot, env, scratch, cpus=cpus)
     person = Person(f"{tag}-concurrent-person")
     talk = Talk(31)
     script = [f"Message {n} of {turns}: {talk.user_text()}" for n in range(1, turns + 1)]
@@ -337,7 +344,7 @@ async def measure(
     tag = f"{backend.name}-{bot}"
     env = bot_environment(fakes.model.base_url, scratch, **backend.environment(f"bench-{bot}-load"))
     profile = options.profile / f"{tag}.prof" if options.profile else None
-    process = BotProcess(bot, env, scratch, profile_to=profile)
+    process = BotProcess(bot, env, scratch, profile_to=profile, cpus=options.bot_cpus)
     await process.start()
     try:
         async with Traffic(process.url, fakes.connector.url) as traffic:
@@ -369,7 +376,7 @@ async def measure(
             **backend.environment(f"bench-{bot}-lost"),
         )
         figures.lost = await lost_phase(
-            bot, lost_env, scratch, fakes, options.concurrent_turns, tag
+            bot, lost_env, scratch, fakes, options.concurrent_turns, tag, options.bot_cpus
         )
         say(
             f"{tag}: {figures.lost.kept_messages} of {figures.lost.expected_messages} "
@@ -546,9 +553,15 @@ def verdicts(figures: dict[str, BotFigures], options: argparse.Namespace) -> lis
 async def run(options: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, dict[str, BotFigures]] = {}
     about = machine()
+    options.bot_cpus = split_cores(options.shared_cores)
     print(
         f"{about['cpus']} cores ({about['cpu_model']}), Python {about['python']}, "
-        f"code {about['code']}"
+        f"code {about['code']}; "
+        + (
+            f"the bot on core {sorted(options.bot_cpus)}, everything else on the others"
+            if options.bot_cpus
+            else "the bot shares every core with the load generator"
+        )
     )
     with scratch_directory() as scratch:
         for name in options.backends:
@@ -569,7 +582,9 @@ async def run(options: argparse.Namespace) -> dict[str, Any]:
         "started_at": options.started_at,
         "machine": about,
         "options": {
-            k: v for k, v in vars(options).items() if k not in ("json", "started_at", "profile")
+            k: v
+            for k, v in vars(options).items()
+            if k not in ("json", "started_at", "profile", "bot_cpus")
         },
         "results": {
             backend: {bot: asdict(f) for bot, f in by_bot.items()}
@@ -625,6 +640,12 @@ def main() -> None:
         type=Path,
         help="run each bot's load and conversation phases under cProfile, writing "
         "DIR/<backend>-<bot>.prof (slower: for finding where time goes, not for figures)",
+    )
+    parser.add_argument(
+        "--shared-cores",
+        action="store_true",
+        help="let the bot share every core with the load generator (by default it gets a core "
+        "of its own: steadier figures, see bench/support.py split_cores)",
     )
     options = parser.parse_args()
     if not 1 <= options.people <= 1000 or not 1 <= options.turns <= 10_000:

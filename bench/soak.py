@@ -47,6 +47,7 @@ from bench.support import (
     machine_busy_seconds,
     memory_kib,
     scratch_directory,
+    split_cores,
 )
 
 WARM_UP_TURNS = 20
@@ -250,6 +251,7 @@ async def run(options: argparse.Namespace) -> Soak:
         rate=options.rate,
         model_latency=options.model_latency,
     )
+    bot_cpus = split_cores(options.shared_cores)  # before the Cosmos DB server starts
     with (
         scratch_directory() as scratch,
         Backend(options.backend, scratch) as backend,
@@ -258,7 +260,7 @@ async def run(options: argparse.Namespace) -> Soak:
             env = bot_environment(
                 fakes.model.base_url, scratch, **backend.environment(f"soak-{options.bot}")
             )
-            process = BotProcess(options.bot, env, scratch)
+            process = BotProcess(options.bot, env, scratch, cpus=bot_cpus)
             await process.start()
             try:
                 async with Traffic(process.url, fakes.connector.url) as traffic:
@@ -341,6 +343,12 @@ def main() -> None:
         "--model-latency", type=float, default=0.0, help="seconds the fake model takes to answer"
     )
     parser.add_argument("--json", type=Path, help="also write the samples to this file")
+    parser.add_argument(
+        "--shared-cores",
+        action="store_true",
+        help="let the bot share every core with the load generator (by default it gets a core "
+        "of its own: steadier figures, see bench/support.py split_cores)",
+    )
     options = parser.parse_args()
     if not 10 <= options.seconds <= 24 * 3600:
         parser.error("--seconds must be 10 to 86400")

@@ -143,6 +143,25 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime
 
 
+def split_cores(shared: bool) -> set[int] | None:
+    """Give the bot under test a core of its own and keep this process (the simulated people,
+    the fake model and connector, and the Cosmos DB server it starts) on the others, as if they
+    ran on separate machines. Sharing all cores, the bot's CPU per turn varies by ±10% from run
+    to run with where the scheduler puts its threads. Returns the bot's cores, or None (shared,
+    or a single core)."""
+    cores = sorted(os.sched_getaffinity(0))
+    if shared or len(cores) < 2:
+        return None
+    os.sched_setaffinity(0, set(cores[:-1]))
+    return {cores[-1]}
+
+
+def pin(pid: int, cpus: set[int]) -> None:
+    """Run every thread of `pid` on `cpus`; threads it starts later inherit it from theirs."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        os.sched_setaffinity(int(task.name), cpus)
+
+
 def precise_cpu_seconds(pid: int) -> float:
     """CPU time so far of the live threads of a process, to the nanosecond (the scheduler's own
     count in /proc/<pid>/task/*/schedstat, where /proc/<pid>/stat counts 10 ms ticks): for
@@ -192,11 +211,18 @@ class BotProcess:
     """One bot as a process on a free loopback port, logging to a file in `workdir`."""
 
     def __init__(
-        self, name: BotName, env: dict[str, str], workdir: Path, profile_to: Path | None = None
+        self,
+        name: BotName,
+        env: dict[str, str],
+        workdir: Path,
+        profile_to: Path | None = None,
+        cpus: set[int] | None = None,
     ) -> None:
-        """With `profile_to`, the bot runs under cProfile, which writes there when it stops."""
+        """With `profile_to`, the bot runs under cProfile, which writes there when it stops;
+        with `cpus`, it runs on those cores only (see `split_cores`)."""
         self.name = name
         self.profile_to = profile_to
+        self.cpus = cpus
         self.port = free_port()
         self.env = {**env, "PORT": str(self.port)}
         self.workdir = workdir
@@ -229,6 +255,8 @@ class BotProcess:
                 stdout=log,
                 stderr=asyncio.subprocess.STDOUT,
             )
+        if self.cpus:
+            pin(self._process.pid, self.cpus)
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         async with aiohttp.ClientSession() as session:
             while time.monotonic() < deadline:
