@@ -4,8 +4,9 @@ SQLite is called from one thread of the store's own, never from the event loop, 
 operation is one function run there: a whole turn's write (read, merge, write, archive, commit)
 is one hand-over between threads, not one per statement. Writes go through `BEGIN IMMEDIATE`, so
 a read-modify-write is atomic even when several processes share the file; WAL lets readers carry
-on while a write is in progress. The archive is an FTS5 table, ranked by BM25 in bounded work
-(rare words search the whole archive, common ones the newest matches); embeddings (when
+on while a write is in progress. The archive is an FTS5 table of each person's own terms,
+ranked by BM25 in bounded work (rare words search the whole archive, common ones the newest
+matches); embeddings (when
 configured) sit beside it as float32 blobs, compared by cosine similarity with numpy, which
 reads all of one person's vectors per search: fine for the embedded default, not for millions.
 """
@@ -15,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import sqlite3
+import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,23 +29,31 @@ from typing import TypeVar
 import numpy as np
 
 from memory.errors import StoreError, StoreUnavailable
+from memory.recall import terms_of
 from memory.records import ConversationRecord, Message
 from memory.store import Mutation
 from telemetry import record_store_request
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+# user_version of the file: 2 is the archive indexed by per-person terms. Files from before it
+# (version 0, the archive's content indexed as one vocabulary for everyone) are migrated on open.
+SCHEMA_VERSION = 2
+# The archive indexes, for each message, its owner's token (`owner`) and its terms, each joined
+# to the owner's token (`words`): a term's index entries are then one person's, so a search
+# reads that person's matches only, and its BM25 rarity is judged within their own messages.
+_ARCHIVE = """
+    CREATE VIRTUAL TABLE {name} USING fts5(
+        words, owner, content UNINDEXED, key UNINDEXED, id UNINDEXED, role UNINDEXED,
+        at UNINDEXED, tokenize = 'unicode61 remove_diacritics 2'
+    )
+"""
 _SCHEMA = (
     """
     CREATE TABLE IF NOT EXISTS records (
         key TEXT PRIMARY KEY,
         body TEXT NOT NULL,
         updated_at TEXT
-    )
-    """,
-    """
-    CREATE VIRTUAL TABLE IF NOT EXISTS archive USING fts5(
-        content, owner, key UNINDEXED, id UNINDEXED, role UNINDEXED, at UNINDEXED,
-        tokenize = 'unicode61 remove_diacritics 2'
     )
     """,
     """
@@ -93,8 +104,7 @@ class SQLiteStore:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=5000")
-            for statement in _SCHEMA:
-                db.execute(statement)
+            _prepare(db)
         except BaseException:
             db.close()
             raise
@@ -175,9 +185,20 @@ class SQLiteStore:
             if archive:
                 owner = _owner(key)
                 db.executemany(
-                    "INSERT INTO archive (content, owner, key, id, role, at) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    [(m.content, owner, key, m.id, m.role, m.at.isoformat()) for m in archive],
+                    "INSERT INTO archive (words, owner, content, key, id, role, at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            _words_of(owner, m.content),
+                            owner,
+                            m.content,
+                            key,
+                            m.id,
+                            m.role,
+                            m.at.isoformat(),
+                        )
+                        for m in archive
+                    ],
                 )
             if vectors:
                 db.executemany(
@@ -220,7 +241,10 @@ class SQLiteStore:
         """
         db = self._connection()
         owner = _owner(key)
-        everything = _expression(owner, terms)
+        tokens = list(dict.fromkeys(t for t in map(_token, terms) if t))
+        if not tokens:
+            return []
+        everything = _any_of(owner, tokens)
         # The rowid of the RECENT_MATCHES-th newest match: the newest matches are from there on.
         oldest = db.execute(
             "SELECT rowid FROM archive WHERE archive MATCH ? ORDER BY rowid DESC LIMIT 1 OFFSET ?",
@@ -230,15 +254,16 @@ class SQLiteStore:
             return self._ranked(db, key, everything, limit, 0)
         rare: list[str] = []
         common: list[str] = []
-        for term in terms:
-            found = self._matches(db, _expression(owner, [term]))
+        for token in tokens:
+            found = self._matches(db, _any_of(owner, [token]))
             if found:
-                (rare if found <= self.RARE_MATCHES else common).append(term)
+                (rare if found <= self.RARE_MATCHES else common).append(token)
         best: list[Message] = []
         if rare:
-            holding_a_rare_word = _expression(owner, rare)
-            if common:  # every row qualifies for the second part; its common words still score
-                holding_a_rare_word += f" AND ({_words(common)} OR owner:{owner})"
+            holding_a_rare_word = _any_of(owner, rare)
+            if common:  # every row of the person qualifies for the second part (the owner
+                # column weighs nothing), so the common words only add to the score
+                holding_a_rare_word += f' AND ({_any_of(owner, common)} OR owner:"{owner}")'
             best = self._ranked(db, key, holding_a_rare_word, limit, 0)
         if common and len(best) < limit:
             seen = {message.id for message in best}
@@ -259,7 +284,7 @@ class SQLiteStore:
     def _ranked(
         db: sqlite3.Connection, key: str, expression: str, limit: int, from_rowid: int
     ) -> list[Message]:
-        # FTS5's own `ORDER BY rank` (BM25 weighting content only) sorts inside FTS5 and reads
+        # FTS5's own `ORDER BY rank` (BM25 weighting the terms only) sorts inside FTS5 and reads
         # the columns of the rows it returns only: about 30% faster than ordering by bm25().
         rows = db.execute(
             "SELECT id, role, content, at FROM archive WHERE archive MATCH ? "
@@ -296,9 +321,9 @@ class SQLiteStore:
 
     def _archived(self, key: str, limit: int) -> list[Message]:
         rows = self._connection().execute(
-            "SELECT id, role, content, at FROM archive WHERE key = ? "
+            "SELECT id, role, content, at FROM archive WHERE archive MATCH ? AND key = ? "
             "ORDER BY at DESC, rowid DESC LIMIT ?",
-            (key, limit),
+            (_person(key), key, limit),
         )
         return [_archived(*row) for row in reversed(rows.fetchall())]
 
@@ -310,7 +335,11 @@ class SQLiteStore:
         self._decoded.pop(key, None)
         with _transaction(db):
             db.execute("DELETE FROM records WHERE key = ?", (key,))
-            db.execute("DELETE FROM archive WHERE key = ?", (key,))
+            db.execute(
+                "DELETE FROM archive WHERE rowid IN "
+                "(SELECT rowid FROM archive WHERE archive MATCH ? AND key = ?)",
+                (_person(key), key),
+            )
             db.execute("DELETE FROM vectors WHERE key = ?", (key,))
 
     async def close(self) -> None:
@@ -342,6 +371,48 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
         raise
 
 
+def _prepare(db: sqlite3.Connection) -> None:
+    """Create the tables, or bring an older file's up to SCHEMA_VERSION, in one transaction (so
+    that of several processes opening one file, one migrates and the others then see it done)."""
+    with _transaction(db):
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(
+                f"the file's schema is version {version}, newer than this MemoryBot's "
+                f"({SCHEMA_VERSION}); use the MemoryBot that wrote it"
+            )
+        for statement in _SCHEMA:
+            db.execute(statement)
+        if version == SCHEMA_VERSION:
+            return
+        if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'archive'").fetchone():
+            _migrate_archive(db)
+        else:
+            db.execute(_ARCHIVE.format(name="archive"))
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _migrate_archive(db: sqlite3.Connection) -> None:
+    """From version 0 (content indexed for everyone at once): every message re-indexed by its
+    owner's terms, keeping its rowid (the order of the archive)."""
+    total = db.execute("SELECT count(*) FROM archive").fetchone()[0]
+    log.info("SQLite archive: indexing %d messages by person (once, schema 2)", total)
+    db.execute(_ARCHIVE.format(name="archive_next"))
+    rows = db.execute("SELECT rowid, content, key, id, role, at FROM archive ORDER BY rowid")
+    while batch := rows.fetchmany(1000):
+        db.executemany(
+            "INSERT INTO archive_next (rowid, words, owner, content, key, id, role, at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (rowid, _words_of(owner, content), owner, content, key, id_, role, at)
+                for rowid, content, key, id_, role, at in batch
+                for owner in (_owner(key),)
+            ],
+        )
+    db.execute("DROP TABLE archive")
+    db.execute("ALTER TABLE archive_next RENAME TO archive")
+
+
 def _first(rows: Iterable[sqlite3.Row]) -> str | None:
     """The first column of the first row, if any (a record's body)."""
     for row in rows:
@@ -363,16 +434,24 @@ def _owner(key: str) -> str:
     return "k" + hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
-def _expression(owner: str, terms: Sequence[str]) -> str:
-    """An FTS5 query for any of `terms` in one person's messages. The owner token is indexed, so
-    FTS5 looks only at this person's rows; matching `key` alone (unindexed) would rank everyone's
-    matches and then drop the others'."""
-    return f"owner:{owner} AND {_words(terms)}"
+def _token(term: str) -> str:
+    """A term as one FTS token: normalised as `terms_of` does, letters and digits only."""
+    return "".join(c for c in unicodedata.normalize("NFKC", term).lower() if c.isalnum())
 
 
-def _words(terms: Sequence[str]) -> str:
-    """Any of `terms` in a message's content, each quoted as an FTS5 string."""
-    return "content:(" + " OR ".join('"' + term.replace('"', '""') + '"' for term in terms) + ")"
+def _words_of(owner: str, content: str) -> str:
+    """What the archive indexes of a message: each distinct term, joined to its owner's token."""
+    return " ".join(owner + token for token in map(_token, terms_of(content)) if token)
+
+
+def _any_of(owner: str, tokens: Sequence[str]) -> str:
+    """An FTS5 query for messages of `owner` holding any of `tokens`."""
+    return "words:(" + " OR ".join(f'"{owner}{token}"' for token in tokens) + ")"
+
+
+def _person(key: str) -> str:
+    """An FTS5 query for every archived message of `key`."""
+    return f'owner:"{_owner(key)}"'
 
 
 def _archived(id_: str, role: str, content: str, at: str) -> Message:

@@ -1,13 +1,16 @@
 """SQLite recall does bounded work per search: rare words reach the whole archive, common ones
 only the newest matches. The bounds are made small here so that a few dozen messages show it."""
 
+import hashlib
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from memory.errors import StoreError
 from memory.records import Message
-from memory.sqlite_store import SQLiteStore
+from memory.sqlite_store import SCHEMA_VERSION, SQLiteStore
 
 pytestmark = pytest.mark.integration
 
@@ -125,3 +128,74 @@ async def test_when_all_matches_fit_the_window_every_one_is_ranked(tmp_path: Pat
         await store.close()
     assert len(found) == 6
     assert found[-1].id == "m0"  # the longest holder of the word ranks last
+
+
+def write_version_0_file(path: Path, rows: list[tuple[str, str, str]]) -> None:
+    """A file as MemoryBot wrote it before per-person terms: content indexed for everyone, one
+    owner token per key."""
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE records (key TEXT PRIMARY KEY, body TEXT NOT NULL, updated_at TEXT)")
+    db.execute(
+        "CREATE VIRTUAL TABLE archive USING fts5(content, owner, key UNINDEXED, id UNINDEXED, "
+        "role UNINDEXED, at UNINDEXED, tokenize = 'unicode61 remove_diacritics 2')"
+    )
+    db.executemany(
+        "INSERT INTO archive (content, owner, key, id, role, at) VALUES (?, ?, ?, ?, 'user', ?)",
+        [
+            (
+                content,
+                "k" + hashlib.sha256(key.encode()).hexdigest()[:32],
+                key,
+                id_,
+                START.isoformat(),
+            )
+            for key, id_, content in rows
+        ],
+    )
+    db.commit()
+    db.close()
+
+
+async def test_a_file_from_before_per_person_terms_is_migrated_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "memory.db"
+    write_version_0_file(
+        path,
+        [
+            ("k", "m0", "The Bluebird budget is 40,000 euros."),
+            ("other", "o0", "Bluebird for someone else"),
+            ("k", "m1", "A café in Zürich"),
+        ],
+    )
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        assert [m.id for m in await store.search("k", ["bluebird"], 5)] == ["m0"]
+        assert [m.id for m in await store.search("k", ["cafe", "zurich"], 5)] == ["m1"]
+        assert [m.id for m in await store.archived("k", 10)] == ["m0", "m1"]
+        await store.update("k", lambda record: record, archive=[Message("user", "Bluebird again")])
+        assert len(await store.search("k", ["bluebird"], 5)) == 2
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+    reopened = SQLiteStore(path)  # found done: nothing indexed twice, nothing lost
+    await reopened.open()
+    try:
+        assert len(await reopened.archived("k", 10)) == 3
+        await reopened.delete("k")
+        assert await reopened.archived("k", 10) == []
+        assert [m.id for m in await reopened.search("other", ["bluebird"], 5)] == ["o0"]
+    finally:
+        await reopened.close()
+
+
+async def test_a_file_from_a_newer_memorybot_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "memory.db"
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    store = SQLiteStore(path)
+    with pytest.raises(StoreError, match="newer"):
+        await store.open()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
