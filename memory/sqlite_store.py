@@ -44,10 +44,10 @@ SCHEMA_VERSION = 2
 # reads that person's matches only, and its BM25 rarity is judged within their own messages.
 _ARCHIVE = """
     CREATE VIRTUAL TABLE {name} USING fts5(
-        words, owner, content UNINDEXED, key UNINDEXED, id UNINDEXED, role UNINDEXED,
+        words, owner, text UNINDEXED, key UNINDEXED, id UNINDEXED, role UNINDEXED,
         at UNINDEXED, tokenize = 'unicode61 remove_diacritics 2'
     )
-"""
+"""  # `text`, not schema 0's `content`: an older MemoryBot's insert fails, not lands unindexed
 _SCHEMA = (
     """
     CREATE TABLE IF NOT EXISTS records (
@@ -101,10 +101,12 @@ class SQLiteStore:
             raise sqlite3.OperationalError(str(error)) from error
         db = sqlite3.connect(self.path, isolation_level=None)
         try:
+            _refuse_newer(db)  # before anything is written to the file
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=5000")
-            _prepare(db)
+            if _prepare(db):
+                _compact(db)
         except BaseException:
             db.close()
             raise
@@ -185,7 +187,7 @@ class SQLiteStore:
             if archive:
                 owner = _owner(key)
                 db.executemany(
-                    "INSERT INTO archive (words, owner, content, key, id, role, at) "
+                    "INSERT INTO archive (words, owner, text, key, id, role, at) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [
                         (
@@ -241,7 +243,10 @@ class SQLiteStore:
         """
         db = self._connection()
         owner = _owner(key)
-        tokens = list(dict.fromkeys(t for t in map(_token, terms) if t))
+        # Each term as the archive indexed it (`terms_of`, as the Cosmos DB store does).
+        tokens = list(
+            dict.fromkeys(token for term in terms for token in map(_token, terms_of(term)) if token)
+        )
         if not tokens:
             return []
         everything = _any_of(owner, tokens)
@@ -287,7 +292,7 @@ class SQLiteStore:
         # FTS5's own `ORDER BY rank` (BM25 weighting the terms only) sorts inside FTS5 and reads
         # the columns of the rows it returns only: about 30% faster than ordering by bm25().
         rows = db.execute(
-            "SELECT id, role, content, at FROM archive WHERE archive MATCH ? "
+            "SELECT id, role, text, at FROM archive WHERE archive MATCH ? "
             "AND rank MATCH 'bm25(1.0, 0.0)' AND key = ? AND rowid >= ? ORDER BY rank LIMIT ?",
             (expression, key, from_rowid, limit),
         )
@@ -310,8 +315,9 @@ class SQLiteStore:
         found = {
             row[0]: _archived(*row)
             for row in db.execute(
-                f"SELECT id, role, content, at FROM archive WHERE key = ? AND id IN ({marks})",  # noqa: S608
-                (key, *best),
+                "SELECT id, role, text, at FROM archive WHERE archive MATCH ? AND key = ? "  # noqa: S608
+                f"AND id IN ({marks})",
+                (_person(key), key, *best),
             )
         }
         return [found[id_] for id_ in best if id_ in found]
@@ -321,7 +327,7 @@ class SQLiteStore:
 
     def _archived(self, key: str, limit: int) -> list[Message]:
         rows = self._connection().execute(
-            "SELECT id, role, content, at FROM archive WHERE archive MATCH ? AND key = ? "
+            "SELECT id, role, text, at FROM archive WHERE archive MATCH ? AND key = ? "
             "ORDER BY at DESC, rowid DESC LIMIT ?",
             (_person(key), key, limit),
         )
@@ -371,25 +377,45 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
         raise
 
 
-def _prepare(db: sqlite3.Connection) -> None:
+def _prepare(db: sqlite3.Connection) -> bool:
     """Create the tables, or bring an older file's up to SCHEMA_VERSION, in one transaction (so
-    that of several processes opening one file, one migrates and the others then see it done)."""
+    that of several processes opening one file, one migrates and the others then see it done).
+    True when an older archive was migrated."""
     with _transaction(db):
-        version = int(db.execute("PRAGMA user_version").fetchone()[0])
-        if version > SCHEMA_VERSION:
-            raise sqlite3.DatabaseError(
-                f"the file's schema is version {version}, newer than this MemoryBot's "
-                f"({SCHEMA_VERSION}); use the MemoryBot that wrote it"
-            )
+        version = _refuse_newer(db)
         for statement in _SCHEMA:
             db.execute(statement)
         if version == SCHEMA_VERSION:
-            return
-        if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'archive'").fetchone():
+            return False
+        migrating = bool(
+            db.execute("SELECT 1 FROM sqlite_master WHERE name = 'archive'").fetchone()
+        )
+        if migrating:
             _migrate_archive(db)
         else:
             db.execute(_ARCHIVE.format(name="archive"))
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    return migrating
+
+
+def _compact(db: sqlite3.Connection) -> None:
+    """After a migration: the old archive's pages back to the file system, the WAL emptied."""
+    try:
+        db.execute("VACUUM")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    except sqlite3.OperationalError as error:  # another process is using the file: later, then
+        log.info("SQLite file not compacted after the migration: %s", error)
+
+
+def _refuse_newer(db: sqlite3.Connection) -> int:
+    """The file's schema version, unless a newer MemoryBot wrote it (then StoreError)."""
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"the SQLite file's schema is version {version}, newer than this MemoryBot's "
+            f"({SCHEMA_VERSION}): run the MemoryBot that wrote it"
+        )
+    return version
 
 
 def _migrate_archive(db: sqlite3.Connection) -> None:
@@ -401,7 +427,7 @@ def _migrate_archive(db: sqlite3.Connection) -> None:
     rows = db.execute("SELECT rowid, content, key, id, role, at FROM archive ORDER BY rowid")
     while batch := rows.fetchmany(1000):
         db.executemany(
-            "INSERT INTO archive_next (rowid, words, owner, content, key, id, role, at) "
+            "INSERT INTO archive_next (rowid, words, owner, text, key, id, role, at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (rowid, _words_of(owner, content), owner, content, key, id_, role, at)
@@ -430,8 +456,9 @@ def _decode(key: str, body: str | None) -> ConversationRecord:
 
 
 def _owner(key: str) -> str:
-    """One FTS token per memory key (letters and digits only, so the tokenizer keeps it whole)."""
-    return "k" + hashlib.sha256(key.encode()).hexdigest()[:32]
+    """One FTS token per memory key (letters and digits only, so the tokenizer keeps it whole).
+    64 bits: every query also checks `key`, so even a collision would mix no one's messages."""
+    return "k" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def _token(term: str) -> str:

@@ -164,6 +164,7 @@ async def test_a_file_from_before_per_person_terms_is_migrated_on_open(tmp_path:
             ("k", "m0", "The Bluebird budget is 40,000 euros."),
             ("other", "o0", "Bluebird for someone else"),
             ("k", "m1", "A café in Zürich"),
+            *[("crowd", f"c{n}", f"crowd message {n}") for n in range(2500)],  # several batches
         ],
     )
     store = SQLiteStore(path)
@@ -178,11 +179,18 @@ async def test_a_file_from_before_per_person_terms_is_migrated_on_open(tmp_path:
         await store.close()
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        # An older MemoryBot sharing the file fails loudly instead of writing unsearchable rows.
+        with pytest.raises(sqlite3.OperationalError):
+            db.execute(
+                "INSERT INTO archive (content, owner, key, id, role, at) "
+                "VALUES ('x', 'k', 'k', 'old', 'user', '')"
+            )
 
     reopened = SQLiteStore(path)  # found done: nothing indexed twice, nothing lost
     await reopened.open()
     try:
         assert len(await reopened.archived("k", 10)) == 3
+        assert len(await reopened.archived("crowd", 5000)) == 2500
         await reopened.delete("k")
         assert await reopened.archived("k", 10) == []
         assert [m.id for m in await reopened.search("other", ["bluebird"], 5)] == ["o0"]
@@ -199,3 +207,4 @@ async def test_a_file_from_a_newer_memorybot_is_refused_untouched(tmp_path: Path
         await store.open()
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"

@@ -139,3 +139,16 @@ async def test_load_with_matches_is_a_load_and_a_search_at_once(
     assert await store.load_with_matches("k", [], 5) == (record, [])
     nobody = await store.load("nobody")
     assert await store.load_with_matches("nobody", ["falcon"], 5) == (nobody, [])
+
+
+async def test_search_terms_are_read_as_the_archive_reads_messages(
+    store_factory: StoreFactory,
+) -> None:
+    store = await store_factory()
+    memory = memory_on(store)
+    await memory.remember("k", "Falcon's launch slipped to Zürich week", "Noted.")
+    await memory.remember("k", "Lunch plans", "Enjoy.")
+    for terms in (["Falcon's"], ["FALCON"], ["Zürich"], ["project launch"]):
+        found = await store.search("k", terms, 5)
+        assert [m.content for m in found] == ["Falcon's launch slipped to Zürich week"], terms
+    assert await store.search("k", ["the", "'s", "  "], 5) == []
