@@ -166,6 +166,7 @@ async def settle(process: BotProcess, limit_seconds: float = 20.0) -> None:
         if now - before < 0.005:  # under 2% of a core
             return
         before = now
+    say(f"{process.name}: still busy after {limit_seconds:g} s; measuring anyway")
 
 
 def window_cpu(process: BotProcess, backend: Backend) -> tuple[float, float | None]:
@@ -186,9 +187,9 @@ async def load_phase(
 ) -> None:
     crowd = [Person(f"{tag}-person-{n}") for n in range(people)]
     scripts = [texts_for(n, turns) for n in range(people)]
+    await settle(process)
     fakes.forget()
     await backend.clear_requests()
-    await settle(process)
     before = cpu_snapshot(process, backend)
     started = time.perf_counter()
     results = await asyncio.gather(
@@ -226,9 +227,9 @@ async def conversation_phase(
     person = Person(f"{tag}-one-person")
     script = texts_for(7, turns)
     checkpoints = [c for c in CHECKPOINTS if c <= turns]
+    await settle(process)
     fakes.forget()
     await backend.clear_requests()
-    await settle(process)
     served_before: dict[int, int | None] = {}
     served_after: dict[int, int | None] = {}
     cpu_before: dict[int, tuple[float, float | None]] = {}

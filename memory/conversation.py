@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -24,6 +25,7 @@ from memory.summary import Complete, summary_prompt
 from memory.trimming import recent_window
 
 log = logging.getLogger(__name__)
+SUMMARY_BACKLOG_SECONDS = 30.0  # a summary that waited longer for a slot is logged
 
 
 class ConversationMemory:
@@ -202,8 +204,12 @@ class ConversationMemory:
             del self._summaries[key]
 
     async def _summarise_logged(self, key: str) -> bool:
+        queued = time.monotonic()
         try:
             async with self._summary_slots:
+                waited = time.monotonic() - queued
+                if waited > SUMMARY_BACKLOG_SECONDS:  # the operator's signal to allow more
+                    log.info("a summary waited %.0f s for MEMORY_SUMMARY_CONCURRENCY", waited)
                 return await self.summarise_now(key)
         except Exception as error:
             log.warning("summary not saved: %s", type(error).__name__)

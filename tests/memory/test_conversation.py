@@ -6,7 +6,7 @@ from itertools import count
 
 import pytest
 
-from memory import ChatMessage, ConversationMemory, MemoryStore
+from memory import ChatMessage, ConversationMemory, MemoryStore, conversation
 from memory.context import RECALL_HEADING, SUMMARY_HEADING
 from memory.recall import query_terms
 from tests.conftest import StoreFactory
@@ -132,7 +132,11 @@ async def test_summaries_of_many_people_run_a_few_at_a_time(store_factory: Store
     people = [f"person-{n}" for n in range(5)]
     for n in range(4):
         await asyncio.gather(*(memory.remember(p, f"q{n}", f"a{n}") for p in people))
-    for _ in range(50):  # let every waiting summary reach the model if it were allowed to
+    for _ in range(500):  # until two summaries have reached the model
+        if summariser.in_flight == 2:
+            break
+        await asyncio.sleep(0.01)
+    for _ in range(20):  # and a little longer, in which others would have followed
         await asyncio.sleep(0.01)
     assert summariser.in_flight == 2
 
@@ -142,6 +146,33 @@ async def test_summaries_of_many_people_run_a_few_at_a_time(store_factory: Store
     records = [await memory.recall(p) for p in people]
     assert [r.pending for r in records] == [()] * len(people)
     assert all(r.summary.startswith("summary #") for r in records)
+
+
+async def test_a_summary_that_waited_long_for_a_slot_is_logged(
+    store_factory: StoreFactory, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(conversation, "SUMMARY_BACKLOG_SECONDS", 0.2)
+    summariser = Summariser()
+    summariser.release.clear()
+    memory = ConversationMemory(
+        await store_factory(),
+        system_prompt="system",
+        summarise=summariser,
+        max_messages=4,
+        summary_every=4,
+        summary_concurrency=1,
+    )
+    for n in range(4):
+        await asyncio.gather(*(memory.remember(p, f"q{n}", f"a{n}") for p in ("a", "b")))
+    await asyncio.wait_for(summariser.started.wait(), 2)
+    await asyncio.sleep(0.3)  # the second summary has now waited longer than allowed
+    with caplog.at_level("INFO", logger="memory.conversation"):
+        summariser.release.set()
+        await memory.drain()
+    waits = [
+        r.getMessage() for r in caplog.records if "MEMORY_SUMMARY_CONCURRENCY" in r.getMessage()
+    ]
+    assert len(waits) == 1
 
 
 async def test_the_summary_reaches_the_prompt(store_factory: StoreFactory) -> None:
