@@ -18,7 +18,6 @@ import hashlib
 import json
 import logging
 import sqlite3
-import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -462,8 +461,9 @@ def _owner(key: str) -> str:
 
 
 def _token(term: str) -> str:
-    """A term as one FTS token: normalised as `terms_of` does, letters and digits only."""
-    return "".join(c for c in unicodedata.normalize("NFKC", term).lower() if c.isalnum())
+    """One of `terms_of`'s terms as one FTS token: its letters and digits (without the apostrophe
+    `terms_of` may keep inside a word, where the tokenizer would split it)."""
+    return term.replace("'", "")
 
 
 def _words_of(owner: str, content: str) -> str:

@@ -42,7 +42,10 @@ class Summariser:
 
 
 def memory_with(
-    store: MemoryStore, summariser: Summariser | None, max_messages: int = 4
+    store: MemoryStore,
+    summariser: Summariser | None,
+    max_messages: int = 4,
+    summary_concurrency: int = 4,
 ) -> ConversationMemory:
     return ConversationMemory(
         store,
@@ -50,6 +53,7 @@ def memory_with(
         summarise=summariser,
         max_messages=max_messages,
         summary_every=4,
+        summary_concurrency=summary_concurrency,
     )
 
 
@@ -121,14 +125,7 @@ class CountingSummariser(Summariser):
 async def test_summaries_of_many_people_run_a_few_at_a_time(store_factory: StoreFactory) -> None:
     summariser = CountingSummariser()
     summariser.release.clear()
-    memory = ConversationMemory(
-        await store_factory(),
-        system_prompt="system",
-        summarise=summariser,
-        max_messages=4,
-        summary_every=4,
-        summary_concurrency=2,
-    )
+    memory = memory_with(await store_factory(), summariser, summary_concurrency=2)
     people = [f"person-{n}" for n in range(5)]
     for n in range(4):
         await asyncio.gather(*(memory.remember(p, f"q{n}", f"a{n}") for p in people))
@@ -154,14 +151,7 @@ async def test_a_summary_that_waited_long_for_a_slot_is_logged(
     monkeypatch.setattr(conversation, "SUMMARY_BACKLOG_SECONDS", 0.2)
     summariser = Summariser()
     summariser.release.clear()
-    memory = ConversationMemory(
-        await store_factory(),
-        system_prompt="system",
-        summarise=summariser,
-        max_messages=4,
-        summary_every=4,
-        summary_concurrency=1,
-    )
+    memory = memory_with(await store_factory(), summariser, summary_concurrency=1)
     for n in range(4):
         await asyncio.gather(*(memory.remember(p, f"q{n}", f"a{n}") for p in ("a", "b")))
     await asyncio.wait_for(summariser.started.wait(), 2)
