@@ -1,8 +1,8 @@
 """MemoryBot's entry point: wiring only.
 
 `create_app` takes its store and model from the caller (tests hand in their own); `main` builds
-them from the settings, logs one line naming what is in use, and serves until SIGTERM or Ctrl-C,
-when the app's cleanup closes the store and the model client.
+them from the settings (`wiring`), logs one line naming what is in use, and serves until SIGTERM
+or Ctrl-C, when the app's cleanup closes the store and the model client.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from aiohttp import web
 from bots import MemoryBot, close_adapter, create_adapter, messages_handler
 from bots.limits import RateLimiter
 from config import ConfigError, Settings, load_settings
-from memory import ConversationMemory, MemoryStore, StoreError
-from memory.sqlite_store import SQLiteStore
+from memory import MemoryStore, StoreError
 from model_client import ChatModel, create_chat_model
 from telemetry import configure_exporter
+from wiring import create_memory, create_store
 
 log = logging.getLogger("memorybot")
 
@@ -33,17 +33,7 @@ def create_app(
     *,
     auth_overrides: Mapping[str, Any] | None = None,
 ) -> web.Application:
-    memory = ConversationMemory(
-        store,
-        system_prompt=settings.system_prompt,
-        max_messages=settings.memory_max_messages,
-        context_tokens=settings.memory_context_tokens,
-        summary_every=settings.memory_summary_every,
-        summary_concurrency=settings.memory_summary_concurrency,
-        # The offline model cannot summarise; an invented summary would be worse than none.
-        summarise=None if settings.model_kind == "offline" else model.complete,
-        embed=model.embed if model.can_embed else None,
-    )
+    memory = create_memory(settings, store, model)
     bot = MemoryBot(
         memory,
         model,
@@ -70,23 +60,6 @@ def create_app(
     app.on_startup.append(open_store)
     app.on_cleanup.append(close_clients)
     return app
-
-
-def create_store(settings: Settings) -> MemoryStore:
-    if settings.memory_store == "cosmos":
-        from memory.cosmos_store import CosmosStore
-
-        return CosmosStore(
-            settings.cosmos_endpoint,
-            key=settings.cosmos_key or None,
-            database=settings.cosmos_database,
-            container=settings.cosmos_container,
-            verify_tls=settings.cosmos_verify_tls,
-            create_if_missing=settings.cosmos_create_if_missing,
-            ttl_seconds=settings.memory_ttl_days * 86_400,
-            trust_env=settings.proxy_configured,
-        )
-    return SQLiteStore(settings.sqlite_path)
 
 
 async def _healthz(_: web.Request) -> web.Response:

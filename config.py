@@ -110,6 +110,10 @@ class Settings:
         )
 
 
+DEFAULTS = Settings()
+"""Every default, once: what each variable means when it is not set."""
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env"
 ) -> Settings:
@@ -214,7 +218,7 @@ def settings_from(env: Mapping[str, str]) -> Settings:
 
     app_id = read.text("MicrosoftAppId")
     app_password = read.text("MicrosoftAppPassword")
-    app_type: AppType = read.choice("MicrosoftAppType", "MultiTenant", _APP_TYPES)  # type: ignore[assignment]
+    app_type: AppType = read.choice("MicrosoftAppType", DEFAULTS.app_type, _APP_TYPES)  # type: ignore[assignment]
     app_tenant_id = read.text("MicrosoftAppTenantId")
     if app_id:
         read.require(
@@ -269,35 +273,43 @@ def settings_from(env: Mapping[str, str]) -> Settings:
     tenants = frozenset(
         t.strip().lower() for t in read.text("ALLOWED_TENANT_IDS").split(",") if t.strip()
     )
-    system_prompt = read.text("SYSTEM_PROMPT", DEFAULT_SYSTEM_PROMPT)
+    system_prompt = read.text("SYSTEM_PROMPT", DEFAULTS.system_prompt)
 
     settings = Settings(
-        port=read.whole("PORT", 3978, 1, 65535),
+        port=read.whole("PORT", DEFAULTS.port, 1, 65535),
         # Without an app id nothing checks callers, so listen on this machine only unless told.
         host=read.text("HOST", "0.0.0.0" if app_id else "127.0.0.1"),  # noqa: S104
         log_level=read.choice(
-            "LOG_LEVEL", "INFO", {n.lower(): n for n in ("DEBUG", "INFO", "WARNING", "ERROR")}
+            "LOG_LEVEL",
+            DEFAULTS.log_level,
+            {n.lower(): n for n in ("DEBUG", "INFO", "WARNING", "ERROR")},
         ),
         applicationinsights_connection_string=read.text("APPLICATIONINSIGHTS_CONNECTION_STRING"),
-        max_request_bytes=read.whole("MAX_REQUEST_BYTES", 1024 * 1024, 4096, 64 * 1024 * 1024),
+        max_request_bytes=read.whole(
+            "MAX_REQUEST_BYTES", DEFAULTS.max_request_bytes, 4096, 64 * 1024 * 1024
+        ),
         app_id=app_id,
         app_password=app_password,
         app_type=app_type,
         app_tenant_id=app_tenant_id,
         memory_store=memory_store,
-        sqlite_path=Path(read.text("SQLITE_PATH", "data/memory.db")),
+        sqlite_path=Path(read.text("SQLITE_PATH", str(DEFAULTS.sqlite_path))),
         cosmos_endpoint=cosmos_endpoint,
         cosmos_key=read.text("COSMOS_KEY"),
-        cosmos_database=read.text("COSMOS_DATABASE", "memorybot"),
-        cosmos_container=read.text("COSMOS_CONTAINER", "memory"),
-        cosmos_verify_tls=read.flag("COSMOS_VERIFY_TLS", True),
-        cosmos_create_if_missing=read.flag("COSMOS_CREATE_IF_MISSING", False),
-        memory_ttl_days=read.whole("MEMORY_TTL_DAYS", 90, 1, 3650),
+        cosmos_database=read.text("COSMOS_DATABASE", DEFAULTS.cosmos_database),
+        cosmos_container=read.text("COSMOS_CONTAINER", DEFAULTS.cosmos_container),
+        cosmos_verify_tls=read.flag("COSMOS_VERIFY_TLS", DEFAULTS.cosmos_verify_tls),
+        cosmos_create_if_missing=read.flag(
+            "COSMOS_CREATE_IF_MISSING", DEFAULTS.cosmos_create_if_missing
+        ),
+        memory_ttl_days=read.whole("MEMORY_TTL_DAYS", DEFAULTS.memory_ttl_days, 1, 3650),
         model_kind=model_kind,
         azure_openai_endpoint=azure_endpoint,
         azure_openai_api_key=read.text("AZURE_OPENAI_API_KEY"),
         azure_openai_deployment=azure_deployment,
-        azure_openai_api_version=read.text("AZURE_OPENAI_API_VERSION", "2024-10-21"),
+        azure_openai_api_version=read.text(
+            "AZURE_OPENAI_API_VERSION", DEFAULTS.azure_openai_api_version
+        ),
         openai_base_url=openai_base_url,
         openai_api_key=openai_api_key,
         openai_model=openai_model,
@@ -306,15 +318,25 @@ def settings_from(env: Mapping[str, str]) -> Settings:
             if model_kind == "azure-openai"
             else "OPENAI_EMBEDDINGS_MODEL"
         ),
-        model_timeout_seconds=read.seconds("MODEL_TIMEOUT_SECONDS", 30.0),
-        model_max_retries=read.whole("MODEL_MAX_RETRIES", 2, 0, 10),
+        model_timeout_seconds=read.seconds("MODEL_TIMEOUT_SECONDS", DEFAULTS.model_timeout_seconds),
+        model_max_retries=read.whole("MODEL_MAX_RETRIES", DEFAULTS.model_max_retries, 0, 10),
         system_prompt=system_prompt,
-        memory_max_messages=read.whole("MEMORY_MAX_MESSAGES", 20, 2, 10_000),
-        memory_context_tokens=read.whole("MEMORY_CONTEXT_TOKENS", 3000, 200, 1_000_000),
-        memory_summary_every=read.whole("MEMORY_SUMMARY_EVERY", 10, 1, 10_000),
-        memory_summary_concurrency=read.whole("MEMORY_SUMMARY_CONCURRENCY", 4, 1, 1000),
+        memory_max_messages=read.whole(
+            "MEMORY_MAX_MESSAGES", DEFAULTS.memory_max_messages, 2, 10_000
+        ),
+        memory_context_tokens=read.whole(
+            "MEMORY_CONTEXT_TOKENS", DEFAULTS.memory_context_tokens, 200, 1_000_000
+        ),
+        memory_summary_every=read.whole(
+            "MEMORY_SUMMARY_EVERY", DEFAULTS.memory_summary_every, 1, 10_000
+        ),
+        memory_summary_concurrency=read.whole(
+            "MEMORY_SUMMARY_CONCURRENCY", DEFAULTS.memory_summary_concurrency, 1, 1000
+        ),
         allowed_tenant_ids=tenants,
-        rate_limit_per_minute=read.whole("RATE_LIMIT_PER_MINUTE", 20, 0, 10_000),
+        rate_limit_per_minute=read.whole(
+            "RATE_LIMIT_PER_MINUTE", DEFAULTS.rate_limit_per_minute, 0, 10_000
+        ),
         proxy_configured=proxy_configured(env),
     )
     if read.problems:

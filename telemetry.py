@@ -45,11 +45,18 @@ def record_model_usage(prompt_tokens: int, completion_tokens: int) -> None:
         metrics.completion_tokens += completion_tokens
 
 
-def record_store_request(request_charge: float = 0.0) -> None:
+def record_store_request() -> None:
+    """One request to the store (a retried request counts once per try)."""
     metrics = _current.get()
     if metrics is not None:
         metrics.store_requests += 1
-        metrics.store_request_charge += request_charge
+
+
+def record_request_charge(request_units: float) -> None:
+    """What a Cosmos DB response says it cost (x-ms-request-charge); SQLite has none."""
+    metrics = _current.get()
+    if metrics is not None:
+        metrics.store_request_charge += request_units
 
 
 def log_turn(metrics: TurnMetrics, latency_ms: float, outcome: str) -> None:

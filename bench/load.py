@@ -39,7 +39,6 @@ from typing import Any
 
 from botbuilder.schema import Activity
 
-from app import create_store
 from bench.minimal_bot import BotConfig, memory_key, records_for
 from bench.support import (
     BACKENDS,
@@ -67,6 +66,7 @@ from config import Settings, settings_from
 from memory.records import ChatMessage
 from memory.tokens import prompt_tokens
 from tests.support.activities import emulator_message
+from wiring import create_store
 
 CHECKPOINTS = (10, 100, 1000)
 CHECKPOINT_WINDOW = 10

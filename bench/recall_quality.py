@@ -37,11 +37,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from memory import ChatMessage, ConversationMemory, MemoryStore
+from memory import ChatMessage, MemoryStore
 from memory.recall import Embed
 from memory.sqlite_store import SQLiteStore
 from memory.summary import Complete
-from tests.conftest import cosmos_store_on, new_database_name
+from tests.conftest import conversation_memory, cosmos_store_on, new_database_name
 from tests.support.cosmos_server import CosmosServer
 
 BUDGETS = (1000, 2000, 4000)
@@ -207,7 +207,7 @@ async def share_recalled(
     else:
         store = SQLiteStore(scratch / f"bench-{budget}-{summarise}-{recall}-{bool(embed)}.db")
     await store.open()
-    memory = ConversationMemory(
+    memory = conversation_memory(
         store,
         system_prompt="You are MemoryBot, a helpful assistant in Microsoft Teams.",
         max_messages=20,

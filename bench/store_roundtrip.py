@@ -31,9 +31,10 @@ from typing import Any
 
 from azure.cosmos.aio import CosmosClient
 
-from memory import ConversationMemory, MemoryStore
-from memory.cosmos_store import RECORD_ITEM_ID, CosmosStore, partition_key_for
+from memory import MemoryStore
+from memory.cosmos import RECORD_ITEM_ID, CosmosStore, partition_key_for
 from memory.sqlite_store import SQLiteStore
+from tests.conftest import conversation_memory
 from tests.support.cosmos_server import CosmosServer
 
 WARM_UP_TURNS = 20
@@ -75,7 +76,7 @@ class Timings:
 async def time_turns(store: MemoryStore, turns: int, people: int, seed: int) -> Timings:
     """Each turn timed in its two halves, warm-up turns left out."""
     rng = random.Random(seed)
-    memory = ConversationMemory(store, system_prompt=SYSTEM_PROMPT)
+    memory = conversation_memory(store, system_prompt=SYSTEM_PROMPT)
     timings = Timings()
     for turn in range(WARM_UP_TURNS + turns):
         key = f"user/tenant-{turn % people}/person"
@@ -122,7 +123,7 @@ async def cosmos_growth(server: CosmosServer) -> dict[str, Any]:
         create_if_missing=True,
     )
     await store.open()
-    memory = ConversationMemory(store, system_prompt=SYSTEM_PROMPT)
+    memory = conversation_memory(store, system_prompt=SYSTEM_PROMPT)
     rng = random.Random(11)
     key = "user/tenant/one-person"
     try:

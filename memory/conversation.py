@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from memory.context import build_context
-from memory.recall import Embed, fuse, query_terms
+from memory.recall import Embed, fuse
 from memory.records import ChatMessage, ConversationRecord, Message, utc_now
 from memory.store import MemoryStore
 from memory.summary import Complete, summary_prompt
@@ -29,17 +29,21 @@ SUMMARY_BACKLOG_SECONDS = 30.0  # a summary that waited longer for a slot is log
 
 
 class ConversationMemory:
-    """Memory behind one store: builds prompts under a budget, and keeps each turn."""
+    """Memory behind one store: builds prompts under a budget, and keeps each turn.
+
+    Its limits come from the settings (`wiring.create_memory` builds it for the app and the
+    replay tool); none has a default here.
+    """
 
     def __init__(
         self,
         store: MemoryStore,
         *,
         system_prompt: str,
-        max_messages: int = 20,
-        context_tokens: int = 3000,
-        summary_every: int = 10,
-        summary_concurrency: int = 4,
+        max_messages: int,
+        context_tokens: int,
+        summary_every: int,
+        summary_concurrency: int,
         summarise: Complete | None = None,
         embed: Embed | None = None,
         recall_limit: int | None = None,
@@ -68,7 +72,7 @@ class ConversationMemory:
         """The messages to send the model when the person behind `key` says `text`."""
         wanted = self.recall_limit + self.max_messages  # some will already be in the window
         (record, lexical), semantic = await asyncio.gather(
-            self.store.load_with_matches(key, query_terms(text), wanted),
+            self.store.load_with_matches(key, [text], wanted),
             self._closest(key, text, wanted),
         )
         in_window = {m.id for m in record.unsummarised}

@@ -107,3 +107,25 @@ class ConversationRecord:
 
 def _optional_time(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """An archived message a store found for a search, with what ranking needs to know of it."""
+
+    message: Message
+    matched: frozenset[str]
+    """The search's terms the message holds."""
+    length: int
+    """How many distinct terms the message holds in all."""
+    order: int
+    """Its place in the archive: higher is newer."""
+
+
+@dataclass(frozen=True, slots=True)
+class Embedded:
+    """An archived message's embedding; `message` is None where the store has not read it yet."""
+
+    id: str
+    vector: Any  # a float32 numpy vector
+    message: Message | None = None

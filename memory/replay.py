@@ -1,21 +1,14 @@
-"""The replay tool: live through a transcript, then show exactly what the model would be sent.
-
-    python -m memory replay TRANSCRIPT.jsonl --questions QUESTIONS.jsonl [--budget TOKENS]
-        [--store sqlite|cosmos] [--no-summary]
+"""Replaying a transcript: live through it, then show exactly what the model would be sent.
 
 The transcript (one JSON object a line: `role` user|assistant, `content`, optional `timestamp`
-ISO-8601) goes turn by turn into a fresh, temporary memory for one person; summaries use the
-configured model unless --no-summary. Then each question (one JSON object a line with
-`question`) prints one JSON line: {"question": ..., "messages": [...]}.
+ISO-8601) goes turn by turn into a memory under a fresh key; then each question (one JSON object
+a line with `question`) prints one JSON line: {"question": ..., "messages": [...]}. The command
+line that builds the memory from the settings is `replay_tool.py` (`python -m memory replay`).
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import json
-import sys
-import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -24,9 +17,6 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from memory.conversation import ConversationMemory
-from memory.sqlite_store import SQLiteStore
-from memory.store import MemoryStore
-from memory.summary import Complete
 
 
 class ReplayInputError(Exception):
@@ -100,69 +90,6 @@ async def replay(
             out.write("\n")
     finally:
         await memory.forget(key)
-
-
-def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m memory", description=__doc__.split("\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("replay", help="show what the bot would send the model")
-    run.add_argument("transcript", type=Path)
-    run.add_argument("--questions", type=Path, required=True)
-    run.add_argument("--budget", type=int, help="token budget (default MEMORY_CONTEXT_TOKENS)")
-    run.add_argument("--store", choices=["sqlite", "cosmos"], default="sqlite")
-    run.add_argument("--no-summary", action="store_true", help="do not call a model for summaries")
-    return parser.parse_args(argv)
-
-
-async def run_replay(arguments: argparse.Namespace, out: TextIO) -> None:
-    # Configuration and the model client are wiring, as in app.py; imported here, not above,
-    # so that the memory package itself never depends on them.
-    from app import create_store
-    from config import load_settings
-    from model_client import create_chat_model
-
-    settings = load_settings()
-    turns = read_turns(arguments.transcript)
-    questions = read_questions(arguments.questions)
-    model = (
-        None
-        if arguments.no_summary or settings.model_kind == "offline"
-        else (create_chat_model(settings))
-    )
-    summarise: Complete | None = model.complete if model else None
-    with tempfile.TemporaryDirectory(prefix="memorybot-replay-") as scratch:
-        store: MemoryStore = (
-            create_store(settings)
-            if arguments.store == "cosmos"
-            else SQLiteStore(Path(scratch) / "replay.db")
-        )
-        await store.open()
-        memory = ConversationMemory(
-            store,
-            system_prompt=settings.system_prompt,
-            max_messages=settings.memory_max_messages,
-            context_tokens=arguments.budget or settings.memory_context_tokens,
-            summary_every=settings.memory_summary_every,
-            summary_concurrency=settings.memory_summary_concurrency,
-            summarise=summarise,
-        )
-        try:
-            await replay(memory, turns, questions, out)
-        finally:
-            await memory.close()
-            await store.close()
-            if model is not None:
-                await model.close()
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
-    try:
-        asyncio.run(run_replay(arguments, sys.stdout))
-    except ReplayInputError as error:
-        print(f"replay: {error}", file=sys.stderr)
-        return 2
-    return 0
 
 
 def _timestamp(value: Any, path: Path, number: int) -> datetime | None:

@@ -4,11 +4,11 @@ SQLite is called from one thread of the store's own, never from the event loop, 
 operation is one function run there: a whole turn's write (read, merge, write, archive, commit)
 is one hand-over between threads, not one per statement. Writes go through `BEGIN IMMEDIATE`, so
 a read-modify-write is atomic even when several processes share the file; WAL lets readers carry
-on while a write is in progress. The archive is an FTS5 table of each person's own terms,
-ranked by BM25 in bounded work (rare words search the whole archive, common ones the newest
-matches); embeddings (when
-configured) sit beside it as float32 blobs, compared by cosine similarity with numpy, which
-reads all of one person's vectors per search: fine for the embedded default, not for millions.
+on while a write is in progress. The archive is an FTS5 table of each person's own terms, which
+finds a search's candidates in bounded work (rare words through the whole archive, common ones
+among the newest matches); embeddings (when configured) sit beside it as float32 blobs, all of
+one person's read per search: fine for the embedded default, not for millions. Ranking is
+`memory.recall`'s, through `StoreBase`.
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from typing import TypeVar
 import numpy as np
 
 from memory.errors import StoreError, StoreUnavailable
-from memory.recall import terms_of
-from memory.records import ConversationRecord, Message
-from memory.store import Mutation
+from memory.records import Candidate, ConversationRecord, Embedded, Message
+from memory.store import Mutation, StoreBase
+from memory.terms import terms_of
 from telemetry import record_store_request
 
 T = TypeVar("T")
@@ -66,7 +66,7 @@ _SCHEMA = (
 )
 
 
-class SQLiteStore:
+class SQLiteStore(StoreBase):
     DECODED_RECORDS = 256  # records kept decoded, by key, with the stored text they came from
     RARE_MATCHES = 64  # a term in at most this many of a person's messages: whole archive searched
     RECENT_MATCHES = 256  # other terms: ranked among the person's newest this-many matches
@@ -212,68 +212,52 @@ class SQLiteStore:
         self._remember_decoded(key, body, record)  # only once the commit went through
         return record
 
-    async def search(self, key: str, terms: Sequence[str], limit: int) -> list[Message]:
-        if not terms or limit <= 0:
-            return []
+    async def find_candidates(self, key: str, terms: Sequence[str], limit: int) -> list[Candidate]:
         record_store_request()
-        return await self._run("search SQLite", self._search, key, terms, limit)
+        return await self._run("search SQLite", self._find_candidates, key, terms)
 
-    async def load_with_matches(
+    async def load_with_candidates(
         self, key: str, terms: Sequence[str], limit: int
-    ) -> tuple[ConversationRecord, list[Message]]:
+    ) -> tuple[ConversationRecord, list[Candidate]]:
         record_store_request()
-        return await self._run("read from SQLite", self._load_with_matches, key, terms, limit)
+        return await self._run("read from SQLite", self._load_with_candidates, key, terms)
 
-    def _load_with_matches(
-        self, key: str, terms: Sequence[str], limit: int
-    ) -> tuple[ConversationRecord, list[Message]]:
-        matches = self._search(key, terms, limit) if terms and limit > 0 else []
-        return self._load(key), matches
+    def _load_with_candidates(
+        self, key: str, terms: Sequence[str]
+    ) -> tuple[ConversationRecord, list[Candidate]]:
+        return self._load(key), self._find_candidates(key, terms)
 
-    def _search(self, key: str, terms: Sequence[str], limit: int) -> list[Message]:
-        """The person's archived messages that best match `terms`, best first, in bounded work.
+    def _find_candidates(self, key: str, terms: Sequence[str]) -> list[Candidate]:
+        """The person's archived messages holding any of `terms`, in bounded work.
 
-        Ranking a match by BM25 costs a few microseconds, and a common word matches a share of
-        everything a person ever said, so ranking every match would grow with the archive. When
-        there are more than RECENT_MATCHES matches, the messages holding a rare word (one found
-        in at most RARE_MATCHES of the person's messages) are ranked through the whole archive,
-        on every word, since a rare word is what finds an old fact; the newest RECENT_MATCHES
-        matches of any word fill what is left.
+        A common word matches a share of everything a person ever said, so reading every match
+        would grow with the archive. When there are more than RECENT_MATCHES matches, the
+        messages holding a rare word (one found in at most RARE_MATCHES of the person's
+        messages) are read through the whole archive, since a rare word is what finds an old
+        fact, and the newest RECENT_MATCHES matches of any word beside them.
         """
         db = self._connection()
         owner = _owner(key)
-        # Each term as the archive indexed it (`terms_of`, as the Cosmos DB store does).
-        tokens = list(
-            dict.fromkeys(token for term in terms for token in map(_token, terms_of(term)) if token)
-        )
-        if not tokens:
+        # Each term as the archive indexed it; terms come from `memory.terms`, as indexed ones do.
+        by_token = {token: term for term in terms if (token := _token(term))}
+        if not by_token:
             return []
-        everything = _any_of(owner, tokens)
+        wanted = {owner + token: term for token, term in by_token.items()}
+        everything = _any_of(owner, list(by_token))
         # The rowid of the RECENT_MATCHES-th newest match: the newest matches are from there on.
         oldest = db.execute(
             "SELECT rowid FROM archive WHERE archive MATCH ? ORDER BY rowid DESC LIMIT 1 OFFSET ?",
             (everything, self.RECENT_MATCHES - 1),
         ).fetchone()
-        if oldest is None:  # few matches in all: one ranking covers them
-            return self._ranked(db, key, everything, limit, 0)
-        rare: list[str] = []
-        common: list[str] = []
-        for token in tokens:
-            found = self._matches(db, _any_of(owner, [token]))
-            if found:
-                (rare if found <= self.RARE_MATCHES else common).append(token)
-        best: list[Message] = []
-        if rare:
-            holding_a_rare_word = _any_of(owner, rare)
-            if common:  # every row of the person qualifies for the second part (the owner
-                # column weighs nothing), so the common words only add to the score
-                holding_a_rare_word += f' AND ({_any_of(owner, common)} OR owner:"{owner}")'
-            best = self._ranked(db, key, holding_a_rare_word, limit, 0)
-        if common and len(best) < limit:
-            seen = {message.id for message in best}
-            recent = self._ranked(db, key, everything, limit, oldest[0])
-            best += [message for message in recent if message.id not in seen]
-        return best[:limit]
+        if oldest is None:  # few matches in all: every one is a candidate
+            return self._candidates(db, key, everything, 0, wanted)
+        rare = [t for t in by_token if self._matches(db, _any_of(owner, [t])) <= self.RARE_MATCHES]
+        found = self._candidates(db, key, _any_of(owner, rare), 0, wanted) if rare else []
+        if len(rare) < len(by_token):
+            seen = {candidate.order for candidate in found}
+            recent = self._candidates(db, key, everything, oldest[0], wanted)
+            found += [candidate for candidate in recent if candidate.order not in seen]
+        return found
 
     def _matches(self, db: sqlite3.Connection, expression: str) -> int:
         """How many rows match, counting no further than one past RARE_MATCHES."""
@@ -285,41 +269,49 @@ class SQLiteStore:
         )
 
     @staticmethod
-    def _ranked(
-        db: sqlite3.Connection, key: str, expression: str, limit: int, from_rowid: int
-    ) -> list[Message]:
-        # FTS5's own `ORDER BY rank` (BM25 weighting the terms only) sorts inside FTS5 and reads
-        # the columns of the rows it returns only: about 30% faster than ordering by bm25().
+    def _candidates(
+        db: sqlite3.Connection,
+        key: str,
+        expression: str,
+        from_rowid: int,
+        wanted: Mapping[str, str],
+    ) -> list[Candidate]:
+        """Matches of `expression` from `from_rowid` on; `wanted` maps each indexed word (owner
+        token and term) to the search term it stands for."""
         rows = db.execute(
-            "SELECT id, role, text, at FROM archive WHERE archive MATCH ? "
-            "AND rank MATCH 'bm25(1.0, 0.0)' AND key = ? AND rowid >= ? ORDER BY rank LIMIT ?",
-            (expression, key, from_rowid, limit),
+            "SELECT rowid, words, id, role, text, at FROM archive WHERE archive MATCH ? "
+            "AND key = ? AND rowid >= ?",
+            (expression, key, from_rowid),
         )
-        return [_archived(*row) for row in rows]
+        found: list[Candidate] = []
+        for rowid, words, id_, role, text, at in rows:
+            held = words.split()
+            matched = frozenset(wanted[word] for word in held if word in wanted)
+            found.append(Candidate(_archived(id_, role, text, at), matched, len(held), rowid))
+        return found
 
-    async def nearest(self, key: str, vector: Sequence[float], limit: int) -> list[Message]:
-        if limit <= 0:
+    async def embedded(self, key: str) -> list[Embedded]:
+        record_store_request()
+        return await self._run("search SQLite", self._embedded, key)
+
+    def _embedded(self, key: str) -> list[Embedded]:
+        rows = self._connection().execute("SELECT id, vector FROM vectors WHERE key = ?", (key,))
+        return [Embedded(id_, np.frombuffer(blob, dtype=np.float32)) for id_, blob in rows]
+
+    async def messages(self, key: str, ids: Sequence[str]) -> list[Message]:
+        if not ids:
             return []
         record_store_request()
-        return await self._run("search SQLite", self._nearest, key, vector, limit)
+        return await self._run("read from SQLite", self._messages, key, ids)
 
-    def _nearest(self, key: str, vector: Sequence[float], limit: int) -> list[Message]:
-        db = self._connection()
-        rows = db.execute("SELECT id, vector FROM vectors WHERE key = ?", (key,)).fetchall()
-        if not rows:
-            return []
-        ids = [row[0] for row in rows]
-        best = [ids[i] for i in _most_similar([row[1] for row in rows], vector, limit)]
-        marks = ",".join("?" * len(best))
-        found = {
-            row[0]: _archived(*row)
-            for row in db.execute(
-                "SELECT id, role, text, at FROM archive WHERE archive MATCH ? AND key = ? "  # noqa: S608
-                f"AND id IN ({marks})",
-                (_person(key), key, *best),
-            )
-        }
-        return [found[id_] for id_ in best if id_ in found]
+    def _messages(self, key: str, ids: Sequence[str]) -> list[Message]:
+        marks = ",".join("?" * len(ids))
+        rows = self._connection().execute(
+            "SELECT id, role, text, at FROM archive WHERE archive MATCH ? AND key = ? "  # noqa: S608
+            f"AND id IN ({marks})",
+            (_person(key), key, *ids),
+        )
+        return [_archived(*row) for row in rows]
 
     async def archived(self, key: str, limit: int) -> list[Message]:
         return await self._run("read from SQLite", self._archived, key, limit)
@@ -461,7 +453,7 @@ def _owner(key: str) -> str:
 
 
 def _token(term: str) -> str:
-    """One of `terms_of`'s terms as one FTS token: its letters and digits (without the apostrophe
+    """One of `memory.terms`' terms as one FTS token: its letters and digits (without the apostrophe
     `terms_of` may keep inside a word, where the tokenizer would split it)."""
     return term.replace("'", "")
 
@@ -483,17 +475,3 @@ def _person(key: str) -> str:
 
 def _archived(id_: str, role: str, content: str, at: str) -> Message:
     return Message.from_json({"id": id_, "role": role, "content": content, "at": at})
-
-
-def _most_similar(blobs: Sequence[bytes], vector: Sequence[float], limit: int) -> list[int]:
-    """Indexes of the `limit` blobs most cosine-similar to `vector`, best first."""
-    query = np.asarray(vector, dtype=np.float32)
-    stored = [np.frombuffer(blob, dtype=np.float32) for blob in blobs]
-    usable = [i for i, v in enumerate(stored) if v.shape == query.shape]
-    if not usable:
-        return []
-    matrix = np.stack([stored[i] for i in usable])
-    norms = np.linalg.norm(matrix, axis=1) * (np.linalg.norm(query) or 1.0)
-    scores = matrix @ query / np.where(norms == 0, 1.0, norms)
-    order = np.argsort(-scores)[:limit]
-    return [usable[int(i)] for i in order]

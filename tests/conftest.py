@@ -18,8 +18,9 @@ import pytest
 from azure.cosmos.aio import CosmosClient
 from azure.cosmos.exceptions import CosmosHttpResponseError
 
-from memory import MemoryStore
-from memory.cosmos_store import CLOSE_GRACE_SECONDS, CosmosStore
+from config import Settings
+from memory import ConversationMemory, MemoryStore
+from memory.cosmos import CLOSE_GRACE_SECONDS, CosmosStore
 from memory.sqlite_store import SQLiteStore
 from tests.support.cosmos_server import CosmosServer, CosmosServerError
 
@@ -62,11 +63,31 @@ def cosmos(cosmos_server: CosmosServer) -> Iterator[CosmosServer]:
 def cosmos_store_on(
     server: CosmosServer, database: str, *, container: str = "memory", **options: Any
 ) -> CosmosStore:
-    """A CosmosStore on the test server that may create its database and container."""
-    settings: dict[str, Any] = {"verify_tls": False, "create_if_missing": True, **options}
+    """A CosmosStore on the test server that may create its database and container, with the
+    settings' time to live unless `options` say otherwise."""
+    settings: dict[str, Any] = {
+        "verify_tls": False,
+        "create_if_missing": True,
+        "ttl_seconds": Settings().memory_ttl_days * 86_400,
+        **options,
+    }
     return CosmosStore(
         server.endpoint, key=server.key, database=database, container=container, **settings
     )
+
+
+def conversation_memory(store: MemoryStore, **options: Any) -> ConversationMemory:
+    """ConversationMemory on `store` with the settings' defaults for every limit that `options`
+    leaves out (the app builds it from Settings too, in `wiring.create_memory`)."""
+    defaults = Settings()
+    limits: dict[str, Any] = {
+        "system_prompt": "system",
+        "max_messages": defaults.memory_max_messages,
+        "context_tokens": defaults.memory_context_tokens,
+        "summary_every": defaults.memory_summary_every,
+        "summary_concurrency": defaults.memory_summary_concurrency,
+    }
+    return ConversationMemory(store, **{**limits, **options})
 
 
 def new_database_name() -> str:

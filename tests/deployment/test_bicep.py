@@ -1,8 +1,8 @@
 """The Bicep creates what the bot needs, wired as the code expects, and never hands out a secret.
 
 Checked offline by parsing deployment/*.bicep (see templates.py). Expected values come from the
-code itself: the partition key and default time to live from memory/cosmos_store.py, setting names
-from what config.py reads, secret names from config.SECRET_VARIABLES.
+code itself: the partition key from memory/cosmos/, the default time to live from config.py,
+setting names from what config.py reads, secret names from config.SECRET_VARIABLES.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import re
 import pytest
 
 from config import SECRET_VARIABLES, Settings, settings_from
-from memory.cosmos_store import DEFAULT_TTL_SECONDS, INDEXING_POLICY, PARTITION_KEY_PATH
+from memory.cosmos import INDEXING_POLICY, PARTITION_KEY_PATH
 from tests.deployment.templates import (
     MAIN,
     ROOT,
@@ -211,7 +211,7 @@ def test_cosmos_container_is_the_one_the_store_expects() -> None:
     resource = container.properties["resource"]
     assert cosmos.evaluate(resource["partitionKey"]["paths"]) == [PARTITION_KEY_PATH]
     default_ttl = cosmos.evaluate(resource["defaultTtl"])
-    assert default_ttl == Settings().memory_ttl_days * 86_400 == DEFAULT_TTL_SECONDS
+    assert default_ttl == Settings().memory_ttl_days * 86_400
     assert cosmos.evaluate(container.config["name"]) == Settings().cosmos_container
     database = cosmos.template.resource("Microsoft.DocumentDB/databaseAccounts/sqlDatabases")
     assert cosmos.evaluate(database.config["name"]) == Settings().cosmos_database

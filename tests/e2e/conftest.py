@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from app import create_store
 from config import settings_from
 from model_client import create_chat_model
 from tests.support.app_server import AppServer
 from tests.support.cosmos_server import CosmosServer
 from tests.support.fake_connector import FakeConnector
 from tests.support.fake_openai import FakeOpenAI
+from wiring import create_store
 
 AppFactory = Callable[..., Coroutine[Any, Any, AppServer]]
 

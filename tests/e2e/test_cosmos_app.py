@@ -1,6 +1,7 @@
 """The real app on Azure Cosmos DB (the local Cosmos DB API server), end to end through HTTP."""
 
 import asyncio
+import logging
 
 import pytest
 
@@ -79,3 +80,22 @@ async def test_a_turn_succeeds_through_throttling(
     assert cosmos_bot.store is not None
     stored = [m.content for m in (await cosmos_bot.store.load(USER_KEY)).unsummarised]
     assert stored == ["first", "echo: first", "second", "echo: second"]
+
+
+async def test_a_turn_logs_the_request_charge_cosmos_db_reported(
+    cosmos_bot: AppServer,
+    cosmos: CosmosServer,
+    connector: FakeConnector,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await cosmos_bot.post(emulator_message("first", service_url=connector.url))
+    cosmos.clear_requests()
+    with caplog.at_level(logging.INFO):
+        await cosmos_bot.post(emulator_message("second", service_url=connector.url))
+    [record] = [r for r in caplog.records if r.name == "memorybot.turns"]
+    figures = vars(record)
+    # The local server charges 1 RU for each request it answers, in x-ms-request-charge.
+    served = len(cosmos.requests())
+    assert figures["store_requests"] == served == 2
+    assert figures["store_request_charge"] == pytest.approx(served)
+    assert f"store {served} requests / {served:.1f} RU" in record.getMessage()

@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from app import create_store
 from config import settings_from
 from model_client import create_chat_model
 from tests.e2e.conftest import AppFactory
@@ -33,6 +32,7 @@ from tests.support.app_server import AppServer
 from tests.support.fake_connector import FakeConnector
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.identity_server import OUTBOUND_SCOPE, IdentityServer
+from wiring import create_store
 
 pytestmark = pytest.mark.integration
 

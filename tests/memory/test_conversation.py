@@ -9,7 +9,7 @@ import pytest
 from memory import ChatMessage, ConversationMemory, MemoryStore, conversation
 from memory.context import RECALL_HEADING, SUMMARY_HEADING
 from memory.recall import query_terms
-from tests.conftest import StoreFactory
+from tests.conftest import StoreFactory, conversation_memory
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +47,7 @@ def memory_with(
     max_messages: int = 4,
     summary_concurrency: int = 4,
 ) -> ConversationMemory:
-    return ConversationMemory(
+    return conversation_memory(
         store,
         system_prompt="system",
         summarise=summariser,
@@ -238,7 +238,7 @@ async def test_semantic_recall_finds_a_fact_asked_in_other_words(
 ) -> None:
     store = await store_factory()
     lexical_only = memory_with(store, None)
-    semantic = ConversationMemory(store, system_prompt="s", max_messages=4, embed=concept_embed)
+    semantic = conversation_memory(store, system_prompt="s", max_messages=4, embed=concept_embed)
     await semantic.remember("k", "Grace Hopper is my manager.", "noted")
     for n in range(6):
         await semantic.remember("k", f"filler {n}", "ok")
@@ -261,7 +261,7 @@ async def test_a_failing_embeddings_model_leaves_lexical_recall_working(
     async def broken(texts: Sequence[str]) -> list[list[float]]:
         raise RuntimeError("embeddings down")
 
-    memory = ConversationMemory(
+    memory = conversation_memory(
         await store_factory(), system_prompt="s", max_messages=4, embed=broken
     )
     await memory.remember("k", "The launch code name is Bluebird", "noted")

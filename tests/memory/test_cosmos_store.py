@@ -19,9 +19,9 @@ from azure.cosmos.aio import ContainerProxy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import memory.cosmos_store
+import memory.cosmos.provisioning
 from memory import ConversationMemory, Message
-from memory.cosmos_store import (
+from memory.cosmos import (
     ARCHIVE_ITEM_PREFIX,
     MAX_ID_LENGTH,
     RECORD_ITEM_ID,
@@ -32,8 +32,9 @@ from memory.cosmos_store import (
     partition_key_for,
 )
 from memory.errors import StoreConflict, StoreError, StoreNotReady, StoreUnavailable
-from memory.recall import query_terms, terms_of
-from tests.conftest import cosmos_client, cosmos_store_on
+from memory.recall import query_terms
+from memory.terms import terms_of
+from tests.conftest import conversation_memory, cosmos_client, cosmos_store_on
 from tests.memory.test_store_behaviour import AWKWARD_KEYS
 from tests.support.cosmos_server import CosmosServer, ServedRequest
 
@@ -75,7 +76,7 @@ async def raw(cosmos: CosmosServer, cosmos_database: str) -> AsyncIterator[Conta
 
 
 def memory_on(store: CosmosStore, max_messages: int = 20) -> ConversationMemory:
-    return ConversationMemory(store, system_prompt="system", max_messages=max_messages)
+    return conversation_memory(store, system_prompt="system", max_messages=max_messages)
 
 
 def shape(requests: list[ServedRequest]) -> list[tuple[str, str, int]]:
@@ -287,7 +288,7 @@ async def test_a_credential_the_store_made_is_closed_with_it(
         made.append(FakeCredential())
         return made[-1]
 
-    monkeypatch.setattr(memory.cosmos_store, "DefaultAzureCredential", default_credential)
+    monkeypatch.setattr(memory.cosmos.provisioning, "DefaultAzureCredential", default_credential)
     store = CosmosStore(
         cosmos.endpoint,
         key=None,

@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from memory import ConversationMemory, ConversationRecord, MemoryStore
-from tests.conftest import StoreFactory
+from tests.conftest import StoreFactory, conversation_memory
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +24,7 @@ AWKWARD_KEYS = [
 
 
 def memory_on(store: MemoryStore, max_messages: int = 20) -> ConversationMemory:
-    return ConversationMemory(store, system_prompt="system", max_messages=max_messages)
+    return conversation_memory(store, system_prompt="system", max_messages=max_messages)
 
 
 async def test_a_turn_round_trips(store_factory: StoreFactory) -> None:

@@ -1,0 +1,536 @@
+"""Azure Cosmos DB store: production memory, behind the same interface as the SQLite store.
+
+Each memory key owns one logical partition (`memory.cosmos.ids`). In it sit the working
+record, under the fixed id `record`, and the archive, one small item per message with its
+indexed term list (`memory.terms`). A turn's load is one query inside the partition that returns
+the record and the archive items matching the message's terms together (`load_with_candidates`;
+`load` alone is a point read); a turn's write is one transactional batch (the record, replaced
+only if its `_etag` is unchanged, plus the new archive items), so the record and the archive
+never disagree; forgetting deletes the whole partition's items. Candidates are ranked by
+`memory.recall`, through `StoreBase`; requests and their retries go through
+`memory.cosmos.requests`, the client and container through `memory.cosmos.provisioning`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import random
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.cosmos.aio import ContainerProxy
+from azure.cosmos.exceptions import CosmosBatchOperationError, CosmosHttpResponseError
+
+from memory.cosmos.ids import RECORD_ITEM_ID, archive_item_id, partition_key_for
+from memory.cosmos.provisioning import ContainerSpec, connect
+from memory.cosmos.requests import (
+    CONFLICT,
+    NOT_FOUND,
+    PRECONDITION_FAILED,
+    CosmosRequests,
+    CosmosRetryPolicy,
+    charged,
+)
+from memory.errors import StoreConflict, StoreError
+from memory.records import Candidate, ConversationRecord, Embedded, Message
+from memory.store import Mutation, StoreBase
+from memory.terms import terms_of
+
+log = logging.getLogger(__name__)
+
+CLOSE_GRACE_SECONDS = 0.05
+
+_RECENT_WRITES = 4
+_RECENT_READS = 1000  # records kept between a turn's load and its save (~10 KB each)
+_BATCH_LIMIT = 100
+_DELETE_CONCURRENCY = 8
+_MIN_SEARCH_CANDIDATES = 100
+_MAX_SEARCH_CANDIDATES = 500
+_MAX_VECTOR_CANDIDATES = 300
+
+# The record item's `seq`, above every archive item's (milliseconds x 1,000, about 1.8e15 now),
+# and exact as a JSON number (at most 2**53 - 1).
+_RECORD_SEQ = 2**53 - 1
+# What a query reads of the record item: the fields `_stored` and the record's JSON use.
+_RECORD_FIELDS = (
+    'c.id, c._etag, c.schema, c["key"], c.summary, c.messages, c.pending, c.message_count, '
+    "c.since, c.updated_at, c.recentWrites, c.archived"
+)
+
+
+class CosmosStore(StoreBase):
+    """Memory in an Azure Cosmos DB (NoSQL API) container, one logical partition per key."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        key: str | None,
+        database: str,
+        container: str,
+        verify_tls: bool = True,
+        create_if_missing: bool = False,
+        ttl_seconds: int | None = None,
+        credential: AsyncTokenCredential | None = None,
+        retry: CosmosRetryPolicy | None = None,
+        trust_env: bool = False,
+    ) -> None:
+        """`key` authenticates with the account key; without one the store uses Entra ID:
+        `credential` if given (the caller closes it), else a DefaultAzureCredential of its own
+        (managed identity in Azure, the developer's `az login` locally), closed with the store.
+        `trust_env` lets the SDK's HTTP session take a proxy from the environment.
+        `ttl_seconds`: how long each item lives after its last write (the record after the
+        person's last message, an archived message after it was archived); None leaves it to
+        the container's default time to live.
+        """
+        if ttl_seconds is not None and ttl_seconds < 1:
+            raise ValueError("ttl_seconds must be at least 1")
+        self.endpoint = endpoint
+        self.database_name = database
+        self.container_name = container
+        self.verify_tls = verify_tls
+        self.create_if_missing = create_if_missing
+        self.ttl_seconds = ttl_seconds
+        self.retry = retry or CosmosRetryPolicy()
+        self.trust_env = trust_env
+        self._key = key or None
+        self._credential = credential
+        self._requests = CosmosRequests(endpoint, self.retry)
+        self._spec = ContainerSpec(database, container, ttl_seconds, create_if_missing)
+        # Each item lives `ttl_seconds` from its last write; without it, the container's default.
+        self._ttl = {} if ttl_seconds is None else {"ttl": ttl_seconds}
+        self._resources: AsyncExitStack | None = None
+        self._container: ContainerProxy | None = None
+        self._key_locks: dict[str, _KeyLock] = {}
+        self._recent_reads: OrderedDict[str, _StoredRecord] = OrderedDict()
+
+    def describe(self) -> str:
+        auth = "key auth" if self._key else "Entra ID"
+        return f"cosmos ({self.endpoint}, {self.database_name}/{self.container_name}, {auth})"
+
+    async def open(self) -> None:
+        if self._container is not None:
+            return
+        self._resources, self._container = await connect(
+            self._requests,
+            self._spec,
+            key=self._key,
+            credential=self._credential,
+            verify_tls=self.verify_tls,
+            trust_env=self.trust_env,
+        )
+
+    async def load(self, key: str) -> ConversationRecord:
+        stored = await self._read(self._open_container(), key)
+        self._keep_read(key, stored)
+        return stored.record
+
+    async def load_with_candidates(
+        self, key: str, terms: Sequence[str], limit: int
+    ) -> tuple[ConversationRecord, list[Candidate]]:
+        """The record and the archive's candidate matches in one query inside the partition.
+
+        The record item carries the highest `seq`, so it leads the query's order; a record
+        that is not among the results (none yet, or one written before records had a `seq`)
+        is read on its own.
+        """
+        container = self._open_container()
+        # Flat on purpose: only archive items hold `terms`, so no `kind` test is needed, and
+        # nesting makes the test server's query parser take up to a second per query shape.
+        rows = await self._archive_rows(
+            key,
+            f"(c.id = '{RECORD_ITEM_ID}' OR {_any_term(terms)})",
+            {"@top": _candidates(limit) + 1, **_term_parameters(terms)},
+            "load a memory and search its archive",
+            extra_fields=", " + _RECORD_FIELDS,
+        )
+        found = [row for row in rows if row.get("id") == RECORD_ITEM_ID]
+        stored = self._stored(key, found[0]) if found else await self._read(container, key)
+        self._keep_read(key, stored)
+        messages = [row for row in rows if row.get("id") != RECORD_ITEM_ID]
+        return stored.record, _candidates_of(messages, terms)
+
+    def _keep_read(self, key: str, stored: _StoredRecord) -> None:
+        # A turn loads the record, then saves it: the save starts from this read (and its etag)
+        # instead of reading again. If someone wrote in between, the write fails and re-reads.
+        self._recent_reads[key] = stored
+        self._recent_reads.move_to_end(key)
+        while len(self._recent_reads) > _RECENT_READS:
+            self._recent_reads.popitem(last=False)
+
+    async def update(
+        self,
+        key: str,
+        mutate: Mutation,
+        *,
+        archive: Sequence[Message] = (),
+        vectors: Mapping[str, Sequence[float]] | None = None,
+    ) -> ConversationRecord:
+        container = self._open_container()
+        partition = partition_key_for(key)
+        async with self._exclusive(key):
+            our_writes: list[str] = []
+            for attempt in range(1, self.retry.write_attempts + 1):
+                known = self._recent_reads.pop(key, None) if attempt == 1 else None
+                stored = known or await self._read(container, key)
+                if any(write in stored.recent_writes for write in our_writes):
+                    # A write whose answer was lost (and which the SDK then retried) had landed.
+                    return stored.record
+                record = mutate(stored.record)
+                if record == stored.record and not archive:
+                    return record
+                write_id = uuid.uuid4().hex
+                our_writes.append(write_id)
+                if await self._write(
+                    container, partition, record, stored, write_id, archive, vectors or {}
+                ):
+                    return record
+                log.debug("lost a write race on a memory record (attempt %d)", attempt)
+                await asyncio.sleep(
+                    random.uniform(0, self.retry.conflict_backoff_seconds * attempt)
+                )
+        raise StoreConflict(
+            f"gave up after {self.retry.write_attempts} attempts: other writers kept changing "
+            "the same memory record; the turn was not saved, ask the person to try again"
+        )
+
+    async def find_candidates(self, key: str, terms: Sequence[str], limit: int) -> list[Candidate]:
+        """The newest archive items holding any of `terms`, as many as `_candidates` says."""
+        rows = await self._archive_rows(
+            key,
+            f"c.kind = 'message' AND ({_any_term(terms)})",
+            {"@top": _candidates(limit), **_term_parameters(terms)},
+            "search a memory's archive",
+        )
+        return _candidates_of(rows, terms)
+
+    async def embedded(self, key: str) -> list[Embedded]:
+        """The newest embedded messages: the local test server has no vector search, so Cosmos
+        DB's own (VectorDistance) is not used yet."""
+        rows = await self._archive_rows(
+            key,
+            "c.kind = 'message' AND IS_DEFINED(c.vector)",
+            {"@top": _MAX_VECTOR_CANDIDATES},
+            "search a memory's embeddings",
+            extra_fields=", c.vector",
+        )
+        found: list[Embedded] = []
+        for row in rows:
+            vector = _decode_vector(row.get("vector"))
+            if vector is not None:
+                [message] = _messages([row])
+                found.append(Embedded(message.id, vector, message))
+        return found
+
+    async def messages(self, key: str, ids: Sequence[str]) -> list[Message]:
+        """Never needed: `embedded` reads each message with its embedding."""
+        return []
+
+    async def archived(self, key: str, limit: int) -> list[Message]:
+        if limit <= 0:
+            return []
+        rows = await self._archive_rows(
+            key, "c.kind = 'message'", {"@top": limit}, "read a memory's archive"
+        )
+        return _messages(reversed(rows))
+
+    async def delete(self, key: str) -> None:
+        container = self._open_container()
+        partition = partition_key_for(key)
+        self._recent_reads.pop(key, None)
+
+        async def delete_item(item_id: str) -> None:
+            try:
+                await self._requests(
+                    "delete a memory item",
+                    lambda: container.delete_item(
+                        item_id, partition_key=partition, response_hook=charged
+                    ),
+                    expected={NOT_FOUND},
+                )
+            except CosmosHttpResponseError:
+                return
+
+        async def item_ids() -> list[str]:
+            rows = container.query_items(
+                "SELECT VALUE c.id FROM c WHERE c.pk = @pk",
+                parameters=[{"name": "@pk", "value": partition}],
+                partition_key=partition,
+                response_hook=charged,
+            )
+            return [str(item_id) async for item_id in rows]
+
+        async with self._exclusive(key):
+            # The working record goes first, so the bot stops using the memory at once.
+            await delete_item(RECORD_ITEM_ID)
+            pending = await self._requests("list a memory's items", item_ids)
+            limit = asyncio.Semaphore(_DELETE_CONCURRENCY)
+
+            async def delete_limited(item_id: str) -> None:
+                async with limit:
+                    await delete_item(item_id)
+
+            outcomes = await asyncio.gather(
+                *(delete_limited(item_id) for item_id in pending), return_exceptions=True
+            )
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+
+    async def close(self) -> None:
+        resources, self._resources, self._container = self._resources, None, None
+        if resources is not None:
+            await resources.aclose()
+            # aiohttp finishes closing TLS connections on later turns of the event loop; a loop
+            # that ends at once (at process exit, or a test's) would report their sockets unclosed.
+            await asyncio.sleep(CLOSE_GRACE_SECONDS)
+
+    def _open_container(self) -> ContainerProxy:
+        if self._container is None:
+            raise StoreError("the Cosmos DB store is not open; call open() first")
+        return self._container
+
+    async def _read(self, container: ContainerProxy, key: str) -> _StoredRecord:
+        """The record under `key` as stored now (an empty one, with no etag, when absent)."""
+        try:
+            item = await self._requests(
+                "read a memory record",
+                lambda: container.read_item(
+                    RECORD_ITEM_ID, partition_key=partition_key_for(key), response_hook=charged
+                ),
+                expected={NOT_FOUND},
+            )
+        except CosmosHttpResponseError:
+            return _StoredRecord(ConversationRecord(key=key), None, (), 0)
+        return self._stored(key, item)
+
+    def _stored(self, key: str, item: dict[str, Any]) -> _StoredRecord:
+        """The record item as read (whole, or as `_RECORD_FIELDS` of it)."""
+        try:
+            record = ConversationRecord.from_json(item)
+            recent_writes = tuple(str(write) for write in item.get("recentWrites", ()))
+            archived = int(item.get("archived", 0))
+        except (ValueError, KeyError, TypeError) as error:
+            raise StoreError(
+                f"the stored memory record is unreadable ({type(error).__name__})"
+            ) from error
+        if record.key != key:
+            raise StoreError(
+                "two memory keys map to one Cosmos DB partition; refusing to mix their memories"
+            )
+        return _StoredRecord(record, item.get("_etag"), recent_writes, archived)
+
+    async def _write(
+        self,
+        container: ContainerProxy,
+        partition: str,
+        record: ConversationRecord,
+        stored: _StoredRecord,
+        write_id: str,
+        archive: Sequence[Message],
+        vectors: Mapping[str, Sequence[float]],
+    ) -> bool:
+        """Write `record` and the archive items in one batch, if the record is still as read.
+
+        False when another writer got there first: 409 on create, 412 on replace, or 404 when
+        the record vanished (deleted, or expired) after it was read; then nothing was written.
+        `recentWrites` lets a later read tell that a write whose answer was lost had landed;
+        `archived` numbers the archive items, so that they keep the order they were written in.
+        """
+        archive_items = [
+            self._archive_item(partition, message, stored.archived + n, vectors.get(message.id))
+            for n, message in enumerate(archive)
+        ]
+        item = {
+            **record.to_json(),
+            "id": RECORD_ITEM_ID,
+            "pk": partition,
+            "kind": "record",
+            "seq": _RECORD_SEQ,
+            **self._ttl,
+            "recentWrites": [*stored.recent_writes[-(_RECENT_WRITES - 1) :], write_id],
+            "archived": stored.archived + len(archive_items),
+        }
+        record_operation: tuple[Any, ...]
+        if stored.etag is None:
+            record_operation = ("create", (item,))
+        else:
+            record_operation = ("replace", (RECORD_ITEM_ID, item), {"if_match_etag": stored.etag})
+        # A batch holds at most 100 operations. Upserts are idempotent, so an overflow (never
+        # from a chat turn) is archived ahead of the record.
+        split = max(len(archive_items) - (_BATCH_LIMIT - 1), 0)
+        for start in range(0, split, _BATCH_LIMIT):
+            await self._upsert_batch(
+                container, partition, archive_items[start : min(start + _BATCH_LIMIT, split)]
+            )
+        operations = [record_operation, *(("upsert", (a,)) for a in archive_items[split:])]
+        try:
+            await self._requests(
+                "save a memory record",
+                lambda: container.execute_item_batch(
+                    operations, partition_key=partition, response_hook=charged
+                ),
+                expected={CONFLICT, PRECONDITION_FAILED, NOT_FOUND},
+            )
+        except (CosmosHttpResponseError, CosmosBatchOperationError):
+            return False
+        return True
+
+    async def _upsert_batch(
+        self, container: ContainerProxy, partition: str, items: list[dict[str, Any]]
+    ) -> None:
+        operations = [("upsert", (item,)) for item in items]
+        await self._requests(
+            "archive messages",
+            lambda: container.execute_item_batch(
+                operations, partition_key=partition, response_hook=charged
+            ),
+        )
+
+    def _archive_item(
+        self, partition: str, message: Message, number: int, vector: Sequence[float] | None
+    ) -> dict[str, Any]:
+        """A message as an archive item; `seq` sorts the archive in the order things were said:
+        by the millisecond of `at`, then by the order the messages were archived in. An embedding
+        is kept as base64 float32, a quarter of its size as a JSON list of numbers."""
+        item = {
+            **message.to_json(),
+            "id": archive_item_id(message),
+            "pk": partition,
+            "kind": "message",
+            "messageId": message.id,
+            "seq": round(message.at.timestamp() * 1000) * 1000 + number % 1000,
+            "terms": terms_of(message.content),
+            **self._ttl,
+        }
+        if vector is not None:
+            item["vector"] = _encode_vector(vector)
+        return item
+
+    async def _archive_rows(
+        self,
+        key: str,
+        where: str,
+        parameters: dict[str, object],
+        action: str,
+        extra_fields: str = "",
+    ) -> list[dict[str, Any]]:
+        """The first `@top` items of `key`'s partition that meet `where`, highest `seq` first.
+
+        Archive items' `seq` orders them newest first; the record's is higher than all.
+        """
+        container = self._open_container()
+        partition = partition_key_for(key)
+        fields = "c.messageId, c.role, c.content, c.at, c.seq, c.terms" + extra_fields
+        # Only fixed text and parameter names are joined here; every value is a parameter.
+        query = (
+            f"SELECT TOP @top {fields} FROM c "  # noqa: S608
+            f"WHERE c.pk = @pk AND {where} ORDER BY c.seq DESC"
+        )
+        bound: list[dict[str, object]] = [{"name": "@pk", "value": partition}]
+        bound += [{"name": name, "value": value} for name, value in parameters.items()]
+
+        async def fetch() -> list[dict[str, Any]]:
+            found = container.query_items(
+                query, parameters=bound, partition_key=partition, response_hook=charged
+            )
+            return [row async for row in found]
+
+        return await self._requests(action, fetch)
+
+    @asynccontextmanager
+    async def _exclusive(self, key: str) -> AsyncIterator[None]:
+        """Serialise this process's writes to one key, so they never race each other.
+
+        Other processes can still race; the conditional write settles those.
+        """
+        entry = self._key_locks.get(key)
+        if entry is None:
+            entry = self._key_locks[key] = _KeyLock()
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if entry.users == 0:
+                del self._key_locks[key]
+
+
+def _any_term(terms: Sequence[str]) -> str:
+    """`terms` held by an item, with room for a power of two of them: a few query texts only.
+
+    Every distinct query text is parsed and planned once (by Cosmos DB, and by the test server,
+    where that takes 20 to 50 ms); padded to 1, 2, 4, ... terms, a search has six texts, not 32.
+    """
+    return " OR ".join(f"ARRAY_CONTAINS(c.terms, @t{n})" for n in range(_padded(len(terms))))
+
+
+def _term_parameters(terms: Sequence[str]) -> dict[str, object]:
+    """The terms as parameters, the last repeated to fill the padded query."""
+    return {f"@t{n}": terms[min(n, len(terms) - 1)] for n in range(_padded(len(terms)))}
+
+
+def _padded(count: int) -> int:
+    return 1 << max(count - 1, 0).bit_length()
+
+
+def _candidates(limit: int) -> int:
+    """How many matching archive items a search reads, to rank them here."""
+    return min(max(limit * 4, _MIN_SEARCH_CANDIDATES), _MAX_SEARCH_CANDIDATES)
+
+
+def _candidates_of(rows: list[dict[str, Any]], terms: Sequence[str]) -> list[Candidate]:
+    """Archive rows as candidates: the search's terms each holds, its length in terms, its
+    `seq` (the archive's order)."""
+    messages = _messages(rows)
+    found: list[Candidate] = []
+    for row, message in zip(rows, messages, strict=True):
+        held = set(row.get("terms") or ())
+        matched = frozenset(term for term in terms if term in held)
+        found.append(Candidate(message, matched, len(held), int(row.get("seq", 0))))
+    return found
+
+
+def _encode_vector(vector: Sequence[float]) -> str:
+    return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
+
+
+def _decode_vector(encoded: Any) -> np.ndarray[Any, np.dtype[np.float32]] | None:
+    try:
+        return np.frombuffer(base64.b64decode(encoded), dtype="<f4").astype(np.float32)
+    except (TypeError, ValueError):
+        return None
+
+
+def _messages(rows: Iterable[dict[str, Any]]) -> list[Message]:
+    try:
+        return [Message.from_json({**row, "id": row["messageId"]}) for row in rows]
+    except (ValueError, KeyError, TypeError) as error:
+        raise StoreError(f"an archived message is unreadable ({type(error).__name__})") from error
+
+
+@dataclass(frozen=True, slots=True)
+class _StoredRecord:
+    record: ConversationRecord
+    etag: str | None
+    recent_writes: tuple[str, ...]
+    archived: int
+
+
+class _KeyLock:
+    """A per-key lock and the number of tasks holding or awaiting it."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0

@@ -1,0 +1,44 @@
+"""How text becomes search terms: one analyser for what the archive indexes and what a question
+asks for, so that both sides of a lookup always read words the same way.
+
+Lower-cased, NFKC-normalised words without stop words, a possessive's "'s" dropped. The stores
+index each archived message's terms with it; ranking (`memory.recall`) compares them.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Words that carry no memory: asking "what is my manager's name?" should search for
+# "manager" and "name", not "what" and "is".
+STOPWORDS = frozenset(
+    """
+    a about above after again against all am an and any are aren't as at be because been before
+    being below between both but by can can't cannot could couldn't did didn't do does doesn't
+    doing don't down during each few for from further had hadn't has hasn't have haven't having
+    he he'd he'll he's her here here's hers herself him himself his how how's i i'd i'll i'm
+    i've if in into is isn't it it's its itself let's me more most mustn't my myself no nor not
+    of off on once only or other ought our ours ourselves out over own same shan't she she'd
+    she'll she's should shouldn't so some such than that that's the their theirs them
+    themselves then there there's these they they'd they'll they're they've this those through
+    to too under until up very was wasn't we we'd we'll we're we've were weren't what what's
+    when when's where where's which while who who's whom why why's with won't would wouldn't you
+    you'd you'll you're you've your yours yourself yourselves
+    tell know remember remind recall again please thanks thank okay ok yes yeah hi hello hey
+    also just like get got said say says told
+    """.split()
+)
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?", re.UNICODE)
+
+
+def terms_of(text: str) -> list[str]:
+    """The distinctive words of `text`, lower-cased and normalised, in order, without repeats."""
+    normalised = unicodedata.normalize("NFKC", text).lower()
+    seen: dict[str, None] = {}
+    for word in _WORD.findall(normalised):
+        word = word.removesuffix("'s")
+        if len(word) < 2 or word in STOPWORDS or word in seen:
+            continue
+        seen[word] = None
+    return list(seen)

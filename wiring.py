@@ -1,0 +1,57 @@
+"""Builds the product's parts from Settings, in one place: the store and the memory.
+
+`app.py` and the replay tool (`python -m memory replay`) both call these, so the replay shows
+what the bot would send with the same configuration, embeddings included.
+"""
+
+from __future__ import annotations
+
+from config import Settings
+from memory import ConversationMemory, MemoryStore
+from memory.sqlite_store import SQLiteStore
+from model_client import ChatModel
+
+
+def create_store(settings: Settings) -> MemoryStore:
+    """The store the settings ask for, not yet opened."""
+    if settings.memory_store == "cosmos":
+        from memory.cosmos import CosmosStore  # the Azure SDKs load only when they are used
+
+        return CosmosStore(
+            settings.cosmos_endpoint,
+            key=settings.cosmos_key or None,
+            database=settings.cosmos_database,
+            container=settings.cosmos_container,
+            verify_tls=settings.cosmos_verify_tls,
+            create_if_missing=settings.cosmos_create_if_missing,
+            ttl_seconds=settings.memory_ttl_days * 86_400,
+            trust_env=settings.proxy_configured,
+        )
+    return SQLiteStore(settings.sqlite_path)
+
+
+def create_memory(
+    settings: Settings,
+    store: MemoryStore,
+    model: ChatModel,
+    *,
+    context_tokens: int | None = None,
+    summaries: bool = True,
+) -> ConversationMemory:
+    """Memory on `store`, summarising and embedding with `model` as the settings say.
+
+    `context_tokens` overrides MEMORY_CONTEXT_TOKENS, and `summaries=False` turns summaries
+    off (the replay tool's `--budget` and `--no-summary`).
+    """
+    # The offline model cannot summarise; an invented summary would be worse than none.
+    summarise = summaries and settings.model_kind != "offline"
+    return ConversationMemory(
+        store,
+        system_prompt=settings.system_prompt,
+        max_messages=settings.memory_max_messages,
+        context_tokens=context_tokens or settings.memory_context_tokens,
+        summary_every=settings.memory_summary_every,
+        summary_concurrency=settings.memory_summary_concurrency,
+        summarise=model.complete if summarise else None,
+        embed=model.embed if model.can_embed else None,
+    )
