@@ -2,8 +2,9 @@
 
 Three kinds behind one small interface: Azure OpenAI (API key, or Entra ID when no key is set),
 any OpenAI-compatible server (OpenAI, Ollama, vLLM, LM Studio), and an offline model that needs
-no network. Each failure becomes a `ModelError` whose `user_message` is one sentence a person can
-read; retries with back-off (honouring Retry-After) are the `openai` client's own.
+no network. Each failure becomes a `ModelError` subclass naming what went wrong (the sentence a
+person reads about it is the bot's: `bots.wording`); retries with back-off (honouring Retry-After)
+are the `openai` client's own.
 """
 
 from __future__ import annotations
@@ -31,35 +32,31 @@ _BEARER_AUTH: openai.RequestOptions = {"security": {"bearer_auth": True}}
 
 
 class ModelError(Exception):
-    """The model could not answer; `user_message` says so in words a person can act on."""
-
-    user_message = "I couldn't reach the AI service just now."
+    """The model could not answer; the subclass says why, the message gives detail for the log."""
 
 
 class ModelTimeout(ModelError):
-    user_message = "The AI service took too long to answer."
+    """No answer within the configured timeout."""
 
 
 class ModelBusy(ModelError):
-    user_message = "The AI service is busy right now (too many requests)."
+    """Still rate-limited (429) after the client's retries."""
 
 
 class ModelUnavailable(ModelError):
-    user_message = "The AI service is unavailable at the moment."
+    """The service could not be reached, or answered with an error status."""
 
 
 class ModelRefused(ModelError):
-    user_message = "The AI service's content filter declined to answer that message."
+    """The service's content filter declined the prompt or the answer."""
 
 
 class ModelMisconfigured(ModelError):
-    user_message = (
-        "The AI service rejected the bot's configuration; an administrator needs to check it."
-    )
+    """The bot's credentials, permissions, deployment or embeddings model are wrong or missing."""
 
 
 class ModelBadAnswer(ModelError):
-    user_message = "The AI service sent back an answer I couldn't read."
+    """An answer that is not a usable chat completion or set of embeddings."""
 
 
 class ChatModel(Protocol):

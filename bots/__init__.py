@@ -4,7 +4,8 @@ Knows nothing of Cosmos DB or SQLite: it talks to memory through `ConversationMe
 model through `ChatModel`. botbuilder stays inside this room and `app.py`.
 """
 
-from bots.http import close_adapter, create_adapter, messages_handler
+from bots.adapter import close_adapter, create_adapter
+from bots.http import messages_handler
 from bots.identity import memory_key_for
 from bots.memory_bot import MemoryBot
 

@@ -1,4 +1,5 @@
-"""The commands a person can type (listed in the manifest so Teams suggests them).
+"""The commands a person can type (listed in the manifest so Teams suggests them), and what each
+one does.
 
 Commands work with or without a leading slash and after an @mention; they never reach the model
 and are never stored as chat.
@@ -6,11 +7,18 @@ and are never stored as chat.
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 from typing import Any
 
-CONFIRM_FORGET = "memorybot.forget.confirm"
-CANCEL_FORGET = "memorybot.forget.cancel"
+from botbuilder.core import TurnContext
+
+from bots.forgetting import Forgetting
+from bots.replies import CANCEL_FORGET, CONFIRM_FORGET, export_activity
+from bots.wording import NO_SUMMARY, SUMMARY, wording_for
+from memory import ConversationMemory
+
+TEAMS_EXPORT_BYTES = 24_000  # Teams refuses messages much over ~28 KB
 
 
 class Command(StrEnum):
@@ -42,32 +50,50 @@ def is_yes(text: str) -> bool:
     return text.strip().lower().rstrip(".!") in {"yes", "y", "yes please", "confirm"}
 
 
-PERSONAL_HELP = """\
-I'm MemoryBot. I remember what you tell me in this chat across conversations, so you don't \
-have to repeat your context.
+class Commands:
+    """Runs the commands; `forget` only asks (its answer is `Forgetting`'s)."""
 
-What I keep: our messages (the recent ones word for word, older ones as a short summary and in \
-a searchable archive), stored in your organisation's own Azure tenant. What you tell me here \
-never appears in group chats or channels.
+    def __init__(self, memory: ConversationMemory, forgetting: Forgetting) -> None:
+        self.memory = memory
+        self.forgetting = forgetting
 
-Commands:
-- **memory**: what I remember about you
-- **export**: everything I keep about you, as JSON
-- **forget**: delete everything I remember about you (I ask first)
-- **help**: this message"""
+    async def run(self, turn_context: TurnContext, key: str, command: Command, group: bool) -> None:
+        """Raises StoreError if the store fails."""
+        if command is Command.HELP:
+            await turn_context.send_activity(wording_for(group).help)
+        elif command is Command.MEMORY:
+            await turn_context.send_activity(await self._describe_memory(key, group))
+        elif command is Command.EXPORT:
+            teams = turn_context.activity.channel_id == "msteams"
+            export = await self.memory.export(key)
+            await turn_context.send_activity(export_activity(_fit(export, teams), teams))
+        elif command is Command.FORGET:
+            await self.forgetting.ask(turn_context, key, group)
 
-GROUP_HELP = """\
-I'm MemoryBot. In this chat I answer when you @mention me, and I keep a memory of this \
-conversation only, never anyone's private chat with me.
+    async def _describe_memory(self, key: str, group: bool) -> str:
+        record = await self.memory.recall(key)
+        wording = wording_for(group)
+        if record.message_count == 0:
+            return wording.nothing_remembered
+        figures = {"count": record.message_count, "recent": len(record.unsummarised)}
+        remembered = (
+            wording.remembered_since.format(since=record.since, **figures)
+            if record.since
+            else wording.remembered.format(**figures)
+        )
+        summary = SUMMARY.format(summary=record.summary) if record.summary else NO_SUMMARY
+        return f"{remembered}\n\n{summary}"
 
-Commands (after @MemoryBot):
-- **memory**: what I remember from this conversation
-- **export**: this conversation's memory, as JSON
-- **forget**: how to clear this conversation's memory
-- **help**: this message"""
 
-GROUP_FORGET = """\
-In this chat I keep a memory of the conversation, not of any one person, and your private \
-chat with me is never used here. Any member of this chat may clear it, since everyone here has \
-seen what it holds: I'll ask for confirmation first. To clear what I remember about you \
-personally, say **forget** in a 1:1 chat with me."""
+def _fit(export: dict[str, Any], teams: bool) -> dict[str, Any]:
+    """In Teams, drop the oldest archived messages until the export fits in one message."""
+    if not teams:
+        return export
+    archive = list(export["archive"])
+    while archive and len(json.dumps({**export, "archive": archive}, default=str)) > (
+        TEAMS_EXPORT_BYTES
+    ):
+        archive = archive[len(archive) // 4 or 1 :]
+    if len(archive) < len(export["archive"]):
+        return {**export, "archive": archive, "archive_complete": False}
+    return export

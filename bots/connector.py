@@ -13,6 +13,17 @@ becomes botbuilder's `ErrorResponseException`, raised by the generated operation
 request that could not connect (refused, unresolved, connect timeout) is tried again, up to four
 times in all with growing pauses (tenacity), as msrest's `requests` pipeline retried connection
 errors; a request the connector may have received is not repeated, so no reply is sent twice.
+
+msrest has no public way to do this, so three of its internals are relied on, with msrest 0.7.1
+under botbuilder 4.17 (tests/bots/test_connector.py fails if one no longer holds):
+- `client.config.pipeline`: the generated operations send through `client._client`, whose
+  configuration is the client's own, and that runs `config.pipeline`; a pipeline put there with
+  our sender carries every operation's request.
+- `client._serialize.client_side_validation`: the one serializer the client shares with its
+  operation groups reads this flag before walking each body against the models' `_validation`;
+  it is the only switch msrest has for that walk.
+- `AioHttpClientResponse._body`: where msrest's aiohttp response keeps the body `load_body()`
+  read; `_Answer.body` reads it there so that an empty body is b"" instead of msrest's ValueError.
 """
 
 from __future__ import annotations

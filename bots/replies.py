@@ -17,7 +17,13 @@ from typing import Any, ClassVar
 from botbuilder.core import CardFactory, TurnContext
 from botbuilder.schema import Activity, ActivityTypes, Attachment, Entity
 
-from bots.commands import CANCEL_FORGET, CONFIRM_FORGET
+from bots.wording import (
+    EXPORT_INTRO,
+    FORGET_BUTTON,
+    INFORMATIVE_TEXT,
+    KEEP_BUTTON,
+    REPLY_YES_TO_CONFIRM,
+)
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +34,10 @@ AI_LABEL = {
     "@id": "",
     "additionalType": ["AIGeneratedContent"],
 }
-INFORMATIVE_TEXT = "Looking through what I remember…"
 STREAM_UPDATE_SECONDS = 1.0
+# The data of the forget card's buttons, as they come back in a message's `value`.
+CONFIRM_FORGET = "memorybot.forget.confirm"
+CANCEL_FORGET = "memorybot.forget.cancel"
 
 
 class FreeFormEntity(Entity):  # type: ignore[misc]
@@ -113,13 +121,13 @@ def forget_confirmation(question: str) -> Activity:
         "version": "1.5",
         "body": [{"type": "TextBlock", "text": question, "wrap": True}],
         "actions": [
-            {"type": "Action.Submit", "title": "Yes, forget", "data": {"action": CONFIRM_FORGET}},
-            {"type": "Action.Submit", "title": "No, keep it", "data": {"action": CANCEL_FORGET}},
+            {"type": "Action.Submit", "title": FORGET_BUTTON, "data": {"action": CONFIRM_FORGET}},
+            {"type": "Action.Submit", "title": KEEP_BUTTON, "data": {"action": CANCEL_FORGET}},
         ],
     }
     return Activity(
         type=ActivityTypes.message,
-        text=question + " (Reply **yes** to confirm.)",
+        text=f"{question} {REPLY_YES_TO_CONFIRM}",
         attachments=[CardFactory.adaptive_card(card)],
     )
 
@@ -130,21 +138,20 @@ def export_activity(export: dict[str, Any], teams: bool) -> Activity:
     Teams does not accept inline file attachments from bots, so there the JSON goes in a card.
     """
     text = json.dumps(export, ensure_ascii=False, indent=2, default=str)
-    intro = "Here is everything I keep for this memory, as JSON."
     if not teams:
         attachment = Attachment(
             content_type="application/json", name="memorybot-export.json", content=export
         )
-        return Activity(type=ActivityTypes.message, text=intro, attachments=[attachment])
+        return Activity(type=ActivityTypes.message, text=EXPORT_INTRO, attachments=[attachment])
     card = {
         "type": "AdaptiveCard",
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
         "version": "1.5",
         "body": [
-            {"type": "TextBlock", "text": intro, "wrap": True},
+            {"type": "TextBlock", "text": EXPORT_INTRO, "wrap": True},
             {"type": "CodeBlock", "codeSnippet": text, "language": "Json"},
         ],
     }
     return Activity(
-        type=ActivityTypes.message, text=intro, attachments=[CardFactory.adaptive_card(card)]
+        type=ActivityTypes.message, text=EXPORT_INTRO, attachments=[CardFactory.adaptive_card(card)]
     )

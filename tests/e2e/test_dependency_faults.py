@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from bots.http import TURN_FAILED
-from bots.memory_bot import REPLY_NOT_SAVED, STORE_DOWN
+from bots.wording import REPLY_NOT_SAVED, STORE_DOWN_WHILE_FORGETTING, TURN_FAILED
+from bots.wording import STORE_DOWN_WHILE_ANSWERING as STORE_DOWN
 from tests.e2e.conftest import AppFactory
 from tests.support.activities import (
     TENANT_ID,
@@ -189,7 +189,7 @@ async def test_a_long_sqlite_lock_gets_an_apology_loses_nothing_and_the_bot_reco
         await bot.post(emulator_message("forget", service_url=connector.url))
         status, _ = await bot.post(emulator_message("yes", service_url=connector.url))
         assert status in (200, 201)
-        assert connector.texts()[-1] == STORE_DOWN.replace("answer", "forget")
+        assert connector.texts()[-1] == STORE_DOWN_WHILE_FORGETTING
 
         await bot.post(emulator_message("memory", service_url=connector.url))  # reads carry on
         assert "I remember 2 messages about you" in connector.texts()[-1]
@@ -247,7 +247,7 @@ async def test_a_cosmos_outage_gets_an_apology_loses_nothing_and_the_bot_recover
             submit = teams_message("", service_url=connector.url) | {"value": FORGET_CONFIRMED}
             status, _ = await cosmos_bot.post(submit)
             assert status in (200, 201)
-            assert connector.texts()[-1] == STORE_DOWN.replace("answer", "forget")
+            assert connector.texts()[-1] == STORE_DOWN_WHILE_FORGETTING
     finally:
         cosmos.clear_faults()
     assert len(model_server.chat_requests()) == asked, "answered without its memory"

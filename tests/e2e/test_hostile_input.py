@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bots.http import TURN_FAILED
+from bots.wording import TURN_FAILED
 from tests.conftest import drop_database, new_database_name
 from tests.e2e.conftest import AppFactory
 from tests.support.activities import (

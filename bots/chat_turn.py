@@ -1,0 +1,145 @@
+"""A chat turn: recall, ask the model, reply, remember.
+
+Personal chat in Teams gets the answer streamed; elsewhere it is sent whole, with the typing
+indicator shown while it takes a while. The person's message is remembered even when the model
+fails or the reply cannot be delivered; the answer only when they got it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from botbuilder.core import TurnContext
+from botbuilder.schema import Activity, ActivityTypes
+
+from bots.limits import RateLimiter
+from bots.replies import answer_activity, send_streamed
+from bots.wording import RATE_LIMITED, REPLY_NOT_SAVED, TOO_LONG, model_failed
+from memory import ConversationMemory, StoreError
+from model_client import ChatModel, ModelError
+from telemetry import TurnMetrics, log_turn, measure_turn
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_CHARS = 16_000
+
+
+class ChatTurn:
+    def __init__(
+        self,
+        memory: ConversationMemory,
+        model: ChatModel,
+        rate_limiter: RateLimiter,
+        *,
+        typing_after_seconds: float,
+        typing_every_seconds: float,
+    ) -> None:
+        self.memory = memory
+        self.model = model
+        self.rate_limiter = rate_limiter
+        self.typing_after_seconds = typing_after_seconds
+        self.typing_every_seconds = typing_every_seconds
+
+    async def run(self, turn_context: TurnContext, key: str, text: str) -> None:
+        """Answers `text`. Raises StoreError if the memory cannot be read to answer it."""
+        if len(text) > MAX_MESSAGE_CHARS:
+            await turn_context.send_activity(
+                TOO_LONG.format(length=len(text), limit=MAX_MESSAGE_CHARS)
+            )
+            return
+        if not self.rate_limiter.allow(key):
+            await turn_context.send_activity(
+                RATE_LIMITED.format(limit=self.rate_limiter.per_minute)
+            )
+            return
+        started = time.perf_counter()
+        with measure_turn() as metrics:
+            try:
+                outcome = await self._answer(turn_context, key, text)
+            except StoreError:
+                _log_turn(metrics, started, "store-unavailable")
+                raise
+        _log_turn(metrics, started, outcome)
+
+    async def _answer(self, turn_context: TurnContext, key: str, text: str) -> str:
+        """One chat turn; returns its outcome for the turn's log line."""
+        prompt = None
+        try:
+            if streams_in(turn_context.activity):
+                prompt = await self.memory.prompt_for(key, text)
+                reply = await send_streamed(turn_context, self.model.stream(prompt))
+            else:
+                async with self._typing(turn_context):
+                    prompt = await self.memory.prompt_for(key, text)
+                    reply = await self.model.complete(prompt)
+                await turn_context.send_activity(answer_activity(reply))
+        except StoreError:
+            raise  # not read, so nothing to remember either
+        except ModelError as error:
+            log.warning("model call failed: %s (%s)", type(error).__name__, error)
+            kept = await self._remember(key, text, None)
+            await turn_context.send_activity(model_failed(error, kept))
+            return "model-failed"
+        except Exception as error:
+            if prompt is None:
+                raise  # not even the prompt was built: the adapter's turn-error handler answers
+            # The person never saw the reply: keep their message, not an answer they did not get.
+            log.error("sending the reply failed: %s", type(error).__name__, exc_info=True)
+            await self._remember(key, text, None)
+            return "reply-failed"
+        if not await self._remember(key, text, reply):
+            await turn_context.send_activity(REPLY_NOT_SAVED)
+            return "not-saved"
+        return "answered"
+
+    async def _remember(self, key: str, text: str, reply: str | None) -> bool:
+        """Whether the exchange was saved; a failed save is told by the caller, in context."""
+        try:
+            await self.memory.remember(key, text, reply)
+        except StoreError as error:
+            log.error("memory save failed: %s: %s", type(error).__name__, error)
+            return False
+        return True
+
+    @contextlib.asynccontextmanager
+    async def _typing(self, turn_context: TurnContext) -> AsyncIterator[None]:
+        """Show the typing indicator while the answer takes a while, until it is ready.
+
+        Not at once: an answer within `typing_after_seconds` needs no indicator, and each one
+        is a request to the connector (botbuilder's ShowTypingMiddleware waits 0.5 s too).
+        """
+
+        async def keep_typing() -> None:
+            await asyncio.sleep(self.typing_after_seconds)
+            while True:
+                await _send_typing(turn_context)
+                await asyncio.sleep(self.typing_every_seconds)
+
+        task = asyncio.create_task(keep_typing())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def streams_in(activity: Activity) -> bool:
+    """Teams streams bot messages in personal chat only."""
+    conversation_type = activity.conversation.conversation_type if activity.conversation else None
+    return activity.channel_id == "msteams" and conversation_type == "personal"
+
+
+def _log_turn(metrics: TurnMetrics, started: float, outcome: str) -> None:
+    log_turn(metrics, (time.perf_counter() - started) * 1000, outcome)
+
+
+async def _send_typing(turn_context: TurnContext) -> None:
+    try:
+        await turn_context.send_activity(Activity(type=ActivityTypes.typing))
+    except Exception as error:
+        log.debug("typing indicator not sent: %s", type(error).__name__)

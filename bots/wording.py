@@ -1,0 +1,176 @@
+"""Every sentence a person reads in a chat with MemoryBot, whole, one per situation.
+
+To change what the bot says, change it here. Other modules choose a sentence and fill in figures
+(`{length}`, `{limit}`, `{count}`...), never words. Where two sentences go out together (a model
+failure and whether the message was kept) they are joined whole, side by side.
+
+Not here: the 4xx details `/api/messages` answers a malformed request with, which are for the
+developer calling the endpoint and stay beside the checks in `bots.http`; and the offline
+model's answers, which are the model's (`model_client.OfflineModel`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from model_client import (
+    ModelBadAnswer,
+    ModelBusy,
+    ModelError,
+    ModelMisconfigured,
+    ModelRefused,
+    ModelTimeout,
+    ModelUnavailable,
+)
+
+
+@dataclass(frozen=True)
+class ChatWording:
+    """The sentences that differ between a personal chat and a group chat or channel."""
+
+    welcome: str
+    help: str
+    forget_question: str
+    forgotten: str
+    nothing_remembered: str
+    remembered: str  # {count}, {recent}
+    remembered_since: str  # {count}, {recent}, {since}: a datetime
+
+
+PERSONAL_CHAT = ChatWording(
+    welcome=(
+        "Hi, I'm MemoryBot. I remember what you tell me in this chat across conversations, so "
+        "you don't have to repeat your context. Nothing you say here appears in group chats. "
+        "Type **memory** to see what I keep, **forget** to make me forget everything, **help** "
+        "for more."
+    ),
+    help="""\
+I'm MemoryBot. I remember what you tell me in this chat across conversations, so you don't \
+have to repeat your context.
+
+What I keep: our messages (the recent ones word for word, older ones as a short summary and in \
+a searchable archive), stored in your organisation's own Azure tenant. What you tell me here \
+never appears in group chats or channels.
+
+Commands:
+- **memory**: what I remember about you
+- **export**: everything I keep about you, as JSON
+- **forget**: delete everything I remember about you (I ask first)
+- **help**: this message""",
+    forget_question="Forget everything I remember about you? This can't be undone.",
+    forgotten="Done: I've forgotten everything I remembered about you.",
+    nothing_remembered="I don't remember anything about you yet.",
+    remembered=(
+        "I remember {count} messages about you: the latest {recent} word for word, and all of "
+        "them in a searchable archive."
+    ),
+    remembered_since=(
+        "I remember {count} messages about you since {since:%d %B %Y}: the latest {recent} "
+        "word for word, and all of them in a searchable archive."
+    ),
+)
+
+GROUP_CHAT = ChatWording(
+    welcome=(
+        "Hi, I'm MemoryBot. @mention me to ask something. In this chat I remember the "
+        "conversation, never anyone's private chat with me. @MemoryBot **forget** explains how "
+        "to clear it; **help** for more."
+    ),
+    help="""\
+I'm MemoryBot. In this chat I answer when you @mention me, and I keep a memory of this \
+conversation only, never anyone's private chat with me.
+
+Commands (after @MemoryBot):
+- **memory**: what I remember from this conversation
+- **export**: this conversation's memory, as JSON
+- **forget**: how to clear this conversation's memory
+- **help**: this message""",
+    forget_question="Forget everything I remember from this conversation?",
+    forgotten="Done: I've forgotten everything I remembered from this conversation.",
+    nothing_remembered="I don't remember anything from this conversation yet.",
+    remembered=(
+        "I remember {count} messages from this conversation: the latest {recent} word for "
+        "word, and all of them in a searchable archive."
+    ),
+    remembered_since=(
+        "I remember {count} messages from this conversation since {since:%d %B %Y}: the latest "
+        "{recent} word for word, and all of them in a searchable archive."
+    ),
+)
+
+
+def wording_for(group: bool) -> ChatWording:
+    return GROUP_CHAT if group else PERSONAL_CHAT
+
+
+# Sent before the forget question in a group, where the memory belongs to no one person.
+GROUP_FORGET = """\
+In this chat I keep a memory of the conversation, not of any one person, and your private \
+chat with me is never used here. Any member of this chat may clear it, since everyone here has \
+seen what it holds: I'll ask for confirmation first. To clear what I remember about you \
+personally, say **forget** in a 1:1 chat with me."""
+
+SUMMARY = "Summary of older messages: {summary}"
+NO_SUMMARY = "There is no summary of older messages yet."
+
+# The forget confirmation card; typing the word works as well as the button.
+REPLY_YES_TO_CONFIRM = "(Reply **yes** to confirm.)"
+FORGET_BUTTON = "Yes, forget"
+KEEP_BUTTON = "No, keep it"
+FORGET_CANCELLED = "OK, I'll keep what I remember."
+
+EXPORT_INTRO = "Here is everything I keep for this memory, as JSON."
+
+# Shown while a streamed answer is on its way, before its first words.
+INFORMATIVE_TEXT = "Looking through what I remember…"
+
+NOT_TEXT = "I can only read text messages for now. Please type your message."
+TOO_LONG = (
+    "That message is too long for me ({length:,} characters; the limit is {limit:,}). "
+    "Please shorten it or split it up."
+)
+UNKNOWN_SENDER = "I can't tell who sent this message, so I can't keep a memory for it."
+TENANT_REFUSED = "Sorry, MemoryBot isn't available to your organisation."
+RATE_LIMITED = (
+    "You're sending messages faster than I can take them (the limit is {limit} a minute). "
+    "Please wait a moment; your message was not saved."
+)
+
+# The memory store failed; one sentence for each thing the bot was doing.
+STORE_DOWN_WHILE_ANSWERING = (
+    "I can't reach my memory right now, so I couldn't answer. Please try again in a minute."
+)
+STORE_DOWN_WHILE_RUNNING_A_COMMAND = (
+    "I can't reach my memory right now, so I couldn't do that. Please try again in a minute."
+)
+STORE_DOWN_WHILE_FORGETTING = (
+    "I can't reach my memory right now, so I couldn't forget. Please try again in a minute."
+)
+REPLY_NOT_SAVED = "(I answered, but couldn't save this exchange to my memory.)"
+
+# The model failed: what went wrong, by the `model_client` error raised, then whether the
+# person's message was kept (`model_failed` joins the two).
+MODEL_FAILED: dict[type[ModelError], str] = {
+    ModelError: "I couldn't reach the AI service just now.",
+    ModelTimeout: "The AI service took too long to answer.",
+    ModelBusy: "The AI service is busy right now (too many requests).",
+    ModelUnavailable: "The AI service is unavailable at the moment.",
+    ModelRefused: "The AI service's content filter declined to answer that message.",
+    ModelMisconfigured: (
+        "The AI service rejected the bot's configuration; an administrator needs to check it."
+    ),
+    ModelBadAnswer: "The AI service sent back an answer I couldn't read.",
+}
+KEPT = "Your message was kept, so you can carry on where you left off."
+NOT_KEPT = "I couldn't save your message either; please send it again in a minute."
+
+# The adapter's last resort, when a turn failed in a way no handler answered.
+TURN_FAILED = "Sorry, something went wrong on my side. Please try again."
+
+
+def model_failed(error: ModelError, kept: bool) -> str:
+    """What went wrong with the model, and whether the person's message was kept."""
+    # The nearest class with a sentence: a ModelError subclass added later still reads well.
+    kinds = [kind for kind in type(error).__mro__ if issubclass(kind, ModelError)]
+    what_failed = next(MODEL_FAILED[kind] for kind in kinds if kind in MODEL_FAILED)
+    return f"{what_failed} {KEPT if kept else NOT_KEPT}"

@@ -1,0 +1,226 @@
+"""MemoryBot's routing, with a stand-in memory and model and no servers: which handler answers,
+and the one sentence a person reads when the store or the model fails in any of them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import pytest
+from botbuilder.core import BotAdapter, TurnContext
+from botbuilder.schema import Activity, ConversationReference, ResourceResponse
+
+from bots import MemoryBot
+from bots.wording import (
+    FORGET_CANCELLED,
+    KEPT,
+    MODEL_FAILED,
+    NOT_KEPT,
+    PERSONAL_CHAT,
+    REPLY_NOT_SAVED,
+    STORE_DOWN_WHILE_ANSWERING,
+    STORE_DOWN_WHILE_FORGETTING,
+    STORE_DOWN_WHILE_RUNNING_A_COMMAND,
+    TENANT_REFUSED,
+)
+from memory import ConversationMemory, ConversationRecord, Message, StoreUnavailable
+from model_client import ChatModel, ModelBusy, ModelError, Prompt
+from tests.support.activities import TENANT_ID, emulator_message, teams_message
+
+pytestmark = pytest.mark.unit
+
+SERVICE_URL = "http://127.0.0.1:1"  # never called: the adapter here records what is sent
+
+
+class RecordingAdapter(BotAdapter):  # type: ignore[misc]
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[Activity] = []
+
+    async def send_activities(
+        self, context: TurnContext, activities: list[Activity]
+    ) -> list[ResourceResponse]:
+        self.sent.extend(activities)
+        return [ResourceResponse(id=str(len(self.sent)))]
+
+    async def update_activity(self, context: TurnContext, activity: Activity) -> None:
+        raise NotImplementedError
+
+    async def delete_activity(self, context: TurnContext, reference: ConversationReference) -> None:
+        raise NotImplementedError
+
+    def texts(self) -> list[str]:
+        return [a.text for a in self.sent if a.type == "message"]
+
+
+class StandInMemory:
+    """The parts of ConversationMemory the bot calls; `failing` names the ones that fail."""
+
+    def __init__(self, *failing: str, record: ConversationRecord | None = None) -> None:
+        self.failing = set(failing)
+        self.record = record
+        self.remembered: list[tuple[str, str | None]] = []
+        self.forgotten: list[str] = []
+
+    def _call(self, name: str) -> None:
+        if name in self.failing:
+            raise StoreUnavailable(f"{name} failed")
+
+    async def prompt_for(self, key: str, text: str) -> list[dict[str, str]]:
+        self._call("prompt_for")
+        return [{"role": "user", "content": text}]
+
+    async def remember(self, key: str, text: str, reply: str | None) -> None:
+        self._call("remember")
+        self.remembered.append((text, reply))
+
+    async def recall(self, key: str) -> ConversationRecord:
+        self._call("recall")
+        return self.record or ConversationRecord(key=key)
+
+    async def export(self, key: str) -> dict[str, Any]:
+        self._call("export")
+        return {"archive": []}
+
+    async def forget(self, key: str) -> None:
+        self._call("forget")
+        self.forgotten.append(key)
+
+
+class StandInModel:
+    def __init__(self, failure: ModelError | None = None) -> None:
+        self.failure = failure
+
+    async def complete(self, messages: Prompt) -> str:
+        if self.failure is not None:
+            raise self.failure
+        return f"echo: {messages[-1]['content']}"
+
+    async def stream(self, messages: Prompt) -> AsyncIterator[str]:
+        yield await self.complete(messages)
+
+
+def bot_with(memory: StandInMemory, model: StandInModel | None = None, **options: Any) -> MemoryBot:
+    return MemoryBot(
+        cast(ConversationMemory, memory),
+        cast(ChatModel, model or StandInModel()),
+        typing_after_seconds=60,
+        **options,
+    )
+
+
+async def say(bot: MemoryBot, *turns: str | dict[str, Any]) -> list[str]:
+    """Each turn (a text, or a raw activity) in the Emulator; returns the texts sent back."""
+    adapter = RecordingAdapter()
+    for turn in turns:
+        body = emulator_message(turn, service_url=SERVICE_URL) if isinstance(turn, str) else turn
+        await bot.on_turn(TurnContext(adapter, Activity().deserialize(body)))
+    return adapter.texts()
+
+
+def card_answer(action: str) -> dict[str, Any]:
+    return emulator_message("", service_url=SERVICE_URL) | {"value": {"action": action}}
+
+
+async def test_a_message_is_answered_and_remembered() -> None:
+    memory = StandInMemory()
+    assert await say(bot_with(memory), "hello") == ["echo: hello"]
+    assert memory.remembered == [("hello", "echo: hello")]
+
+
+@pytest.mark.parametrize(
+    ("failing", "turns", "sentence"),
+    [
+        (("prompt_for",), ["hello"], STORE_DOWN_WHILE_ANSWERING),
+        (("recall",), ["memory"], STORE_DOWN_WHILE_RUNNING_A_COMMAND),
+        (("export",), ["/export"], STORE_DOWN_WHILE_RUNNING_A_COMMAND),
+        (("forget",), ["forget", "yes"], STORE_DOWN_WHILE_FORGETTING),
+        (
+            ("forget",),
+            ["forget", card_answer("memorybot.forget.confirm")],
+            STORE_DOWN_WHILE_FORGETTING,
+        ),
+    ],
+)
+async def test_a_store_failure_gets_the_one_sentence_for_what_was_being_done(
+    failing: tuple[str, ...], turns: list[str | dict[str, Any]], sentence: str
+) -> None:
+    texts = await say(bot_with(StandInMemory(*failing)), *turns)
+    assert texts[-1] == sentence
+
+
+async def test_a_reply_that_could_not_be_saved_says_so() -> None:
+    assert await say(bot_with(StandInMemory("remember")), "hello") == [
+        "echo: hello",
+        REPLY_NOT_SAVED,
+    ]
+
+
+@pytest.mark.parametrize(("save_fails", "second"), [(False, KEPT), (True, NOT_KEPT)])
+async def test_a_model_failure_says_what_failed_and_whether_the_message_was_kept(
+    save_fails: bool, second: str
+) -> None:
+    memory = StandInMemory(*(["remember"] if save_fails else []))
+    texts = await say(bot_with(memory, StandInModel(ModelBusy("429"))), "hello")
+    assert texts == [f"{MODEL_FAILED[ModelBusy]} {second}"]
+    assert memory.remembered == ([] if save_fails else [("hello", None)])
+
+
+@pytest.mark.parametrize(
+    ("record", "description"),
+    [
+        (None, "I don't remember anything about you yet."),
+        (
+            ConversationRecord(
+                key="k",
+                messages=(Message("user", "hi"), Message("assistant", "hello")),
+                summary="They like tea.",
+                message_count=5,
+                since=datetime(2024, 3, 5, tzinfo=UTC),
+            ),
+            "I remember 5 messages about you since 05 March 2024: the latest 2 word for word, "
+            "and all of them in a searchable archive.\n\nSummary of older messages: They like tea.",
+        ),
+        (
+            ConversationRecord(key="k", messages=(Message("user", "hi"),), message_count=1),
+            "I remember 1 messages about you: the latest 1 word for word, and all of them in a "
+            "searchable archive.\n\nThere is no summary of older messages yet.",
+        ),
+    ],
+)
+async def test_memory_describes_what_is_kept(
+    record: ConversationRecord | None, description: str
+) -> None:
+    assert await say(bot_with(StandInMemory(record=record)), "memory") == [description]
+
+
+async def test_forget_asks_first_and_a_no_keeps_everything() -> None:
+    memory = StandInMemory()
+    texts = await say(bot_with(memory), "forget", card_answer("memorybot.forget.cancel"))
+    assert texts == [
+        f"{PERSONAL_CHAT.forget_question} (Reply **yes** to confirm.)",
+        FORGET_CANCELLED,
+    ]
+    assert memory.forgotten == []
+
+
+async def test_a_yes_after_another_message_is_only_a_message() -> None:
+    memory = StandInMemory()
+    texts = await say(bot_with(memory), "forget", "what's the weather?", "yes")
+    assert texts[-1] == "echo: yes"
+    assert memory.forgotten == []
+
+
+async def test_a_confirmed_forget_forgets() -> None:
+    memory = StandInMemory()
+    texts = await say(bot_with(memory), "forget", "yes")
+    assert texts[-1] == PERSONAL_CHAT.forgotten
+    assert memory.forgotten == ["channel/emulator/emulator-user-1"]
+
+
+async def test_another_tenant_is_refused_before_any_handler() -> None:
+    memory = StandInMemory("prompt_for", "remember")  # would fail, were it reached
+    bot = bot_with(memory, allowed_tenant_ids=frozenset({"another-tenant"}))
+    texts = await say(bot, teams_message("hello", tenant_id=TENANT_ID, service_url=SERVICE_URL))
+    assert texts == [TENANT_REFUSED]
