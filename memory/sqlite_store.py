@@ -35,9 +35,12 @@ from telemetry import record_store_request
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-# user_version of the file: 2 is the archive indexed by per-person terms. Files from before it
-# (version 0, the archive's content indexed as one vocabulary for everyone) are migrated on open.
-SCHEMA_VERSION = 2
+# user_version of the file: 3 is the archive indexed by per-person stemmed terms
+# (`memory.terms`). Older files are re-indexed on open: version 2 (per-person terms, not
+# stemmed) and version 0 (the archive's content indexed as one vocabulary for everyone).
+SCHEMA_VERSION = 3
+# The archive's text column in each older version.
+_TEXT_COLUMN = {0: "content", 2: "text"}
 # The archive indexes, for each message, its owner's token (`owner`) and its terms, each joined
 # to the owner's token (`words`): a term's index entries are then one person's, so a search
 # reads that person's matches only, and its BM25 rarity is judged within their own messages.
@@ -382,7 +385,7 @@ def _prepare(db: sqlite3.Connection) -> bool:
             db.execute("SELECT 1 FROM sqlite_master WHERE name = 'archive'").fetchone()
         )
         if migrating:
-            _migrate_archive(db)
+            _migrate_archive(db, _TEXT_COLUMN.get(version, "text"))
         else:
             db.execute(_ARCHIVE.format(name="archive"))
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -409,20 +412,22 @@ def _refuse_newer(db: sqlite3.Connection) -> int:
     return version
 
 
-def _migrate_archive(db: sqlite3.Connection) -> None:
-    """From version 0 (content indexed for everyone at once): every message re-indexed by its
-    owner's terms, keeping its rowid (the order of the archive)."""
+def _migrate_archive(db: sqlite3.Connection, text_column: str) -> None:
+    """Every message re-indexed by its owner's terms as `memory.terms` reads them now, keeping
+    its rowid (the order of the archive); `text_column` is where the older file keeps the text."""
     total = db.execute("SELECT count(*) FROM archive").fetchone()[0]
-    log.info("SQLite archive: indexing %d messages by person (once, schema 2)", total)
+    log.info("SQLite archive: indexing %d messages again (once, schema %d)", total, SCHEMA_VERSION)
     db.execute(_ARCHIVE.format(name="archive_next"))
-    rows = db.execute("SELECT rowid, content, key, id, role, at FROM archive ORDER BY rowid")
+    rows = db.execute(
+        f"SELECT rowid, {text_column}, key, id, role, at FROM archive ORDER BY rowid"  # noqa: S608
+    )
     while batch := rows.fetchmany(1000):
         db.executemany(
             "INSERT INTO archive_next (rowid, words, owner, text, key, id, role, at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                (rowid, _words_of(owner, content), owner, content, key, id_, role, at)
-                for rowid, content, key, id_, role, at in batch
+                (rowid, _words_of(owner, text), owner, text, key, id_, role, at)
+                for rowid, text, key, id_, role, at in batch
                 for owner in (_owner(key),)
             ],
         )

@@ -1,14 +1,21 @@
 """How text becomes search terms: one analyser for what the archive indexes and what a question
 asks for, so that both sides of a lookup always read words the same way.
 
-Lower-cased, NFKC-normalised words without stop words, a possessive's "'s" dropped. The stores
-index each archived message's terms with it; ranking (`memory.recall`) compares them.
+Lower-cased, NFKC-normalised words without stop words, a possessive's "'s" dropped, each reduced
+to its stem by the Snowball English stemmer (PyStemmer), so that "researching", "researched" and
+"research" are one term. The stores index each archived message's terms with it; ranking
+(`memory.recall`) compares them. Changing what this returns changes what the stores have indexed:
+the SQLite store re-indexes its archive when its schema version says the terms changed; Cosmos DB
+items keep the terms they were written with.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
+
+import Stemmer
 
 # Words that carry no memory: asking "what is my manager's name?" should search for
 # "manager" and "name", not "what" and "is".
@@ -30,6 +37,7 @@ STOPWORDS = frozenset(
     """.split()
 )
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?", re.UNICODE)
+_STEMMER = Stemmer.Stemmer("english")
 
 
 def terms_of(text: str) -> list[str]:
@@ -38,7 +46,12 @@ def terms_of(text: str) -> list[str]:
     seen: dict[str, None] = {}
     for word in _WORD.findall(normalised):
         word = word.removesuffix("'s")
-        if len(word) < 2 or word in STOPWORDS or word in seen:
+        if len(word) < 2 or word in STOPWORDS:
             continue
-        seen[word] = None
+        seen[_stem(word)] = None
     return list(seen)
+
+
+@lru_cache(maxsize=65_536)
+def _stem(word: str) -> str:
+    return str(_STEMMER.stemWord(word))

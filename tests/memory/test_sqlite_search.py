@@ -208,3 +208,25 @@ async def test_a_file_from_a_newer_memorybot_is_refused_untouched(tmp_path: Path
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+
+
+async def test_a_file_indexed_without_word_stems_is_indexed_again_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "memory.db"
+    store = SQLiteStore(path)
+    await store.open()
+    said = Message("user", "I was researching pottery studios", id="m0")
+    await store.update("k", lambda record: record, archive=[said])
+    await store.close()
+    with sqlite3.connect(path) as db:  # as schema 2 indexed it: whole words, not their stems
+        owner = "k" + hashlib.sha256(b"k").hexdigest()[:16]
+        db.execute("UPDATE archive SET words = ?", (f"{owner}researching {owner}pottery",))
+        db.execute("PRAGMA user_version = 2")
+    reopened = SQLiteStore(path)
+    await reopened.open()
+    try:
+        assert [m.id for m in await reopened.search("k", ["research"], 5)] == ["m0"]
+        assert [m.id for m in await reopened.search("k", ["potteries"], 5)] == ["m0"]
+    finally:
+        await reopened.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

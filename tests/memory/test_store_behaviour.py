@@ -152,3 +152,15 @@ async def test_search_terms_are_read_as_the_archive_reads_messages(
         found = await store.search("k", terms, 5)
         assert [m.content for m in found] == ["Falcon's launch slipped to Zürich week"], terms
     assert await store.search("k", ["the", "'s", "  "], 5) == []
+
+
+async def test_word_forms_find_each_other(store_factory: StoreFactory) -> None:
+    store = await store_factory()
+    memory = memory_on(store)
+    await memory.remember("k", "I've been researching pottery studios by the river", "Fun!")
+    await memory.remember("k", "Lunch plans for Friday", "Enjoy.")
+    for asked in (["any research on a studio?"], ["researched"], ["Studio"]):
+        found = await store.search("k", asked, 5)
+        assert [m.content for m in found] == [
+            "I've been researching pottery studios by the river"
+        ], asked
