@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.support import Talk, model_reply
-from memory.recall import query_terms, rank_by_terms
+from memory.recall import query_terms, rank_candidates
 from memory.records import Message
 from memory.sqlite_store import SQLiteStore
 
@@ -54,7 +54,7 @@ async def fill(store: SQLiteStore, size: int) -> None:
 async def search_ms(store: SQLiteStore, questions: list[list[str]]) -> float:
     def every_search() -> None:
         for terms in questions:  # candidates as the store finds them, ranked as recall does
-            rank_by_terms(store._find_candidates(PERSON, terms), terms)[:LIMIT]
+            store._best(PERSON, terms, LIMIT, rank_candidates)
 
     best = float("inf")
     for _ in range(3):

@@ -19,13 +19,15 @@ from typing import Any
 
 from memory.context import build_context
 from memory.recall import Embed, fuse
-from memory.records import ChatMessage, ConversationRecord, Message, utc_now
+from memory.records import Candidate, ChatMessage, ConversationRecord, Message, utc_now
 from memory.store import MemoryStore
 from memory.summary import Complete, summary_prompt
 from memory.trimming import recent_window
 
 log = logging.getLogger(__name__)
 SUMMARY_BACKLOG_SECONDS = 30.0  # a summary that waited longer for a slot is logged
+# How much each ranking counts when lexical and semantic recall are fused.
+RANKING_WEIGHTS = (1.0, 1.0)
 
 
 class ConversationMemory:
@@ -56,9 +58,12 @@ class ConversationMemory:
         self.summary_every = summary_every
         self.summarise = summarise
         self.embed = embed
-        # Older messages to recall: more where the budget has room (their block is capped at a
-        # quarter of the budget either way).
-        self.recall_limit = max(4, context_tokens // 200) if recall_limit is None else recall_limit
+        # Older messages to rank: about enough to fill what the budget leaves them (most are 20
+        # to 60 tokens, and each brings its neighbours), within a bound on the work per turn.
+        self.recall_limit = (
+            min(max(8, context_tokens // 40), 100) if recall_limit is None else recall_limit
+        )
+        self.neighboured_hits = max(4, context_tokens // 200)
         self.clock = clock
         # Pending messages are also archived, so past this cap the oldest leave the record only.
         self.max_pending = max(summary_every * 4, 40)
@@ -70,16 +75,26 @@ class ConversationMemory:
 
     async def prompt_for(self, key: str, text: str) -> list[ChatMessage]:
         """The messages to send the model when the person behind `key` says `text`."""
-        wanted = self.recall_limit + self.max_messages  # some will already be in the window
         (record, lexical), semantic = await asyncio.gather(
-            self.store.load_with_matches(key, [text], wanted),
-            self._closest(key, text, wanted),
+            self.store.load_ranked(key, [text], self.recall_limit),
+            self._closest(key, text, self.recall_limit),
+        )
+        hits = (
+            fuse([lexical, semantic], self.recall_limit, RANKING_WEIGHTS) if semantic else lexical
         )
         in_window = {m.id for m in record.unsummarised}
-        rankings = [[m for m in found if m.id not in in_window] for found in (lexical, semantic)]
-        relevant = fuse(rankings, self.recall_limit)
+        # The best hits bring the messages said around them (often the question they answer).
+        best = [h for h in hits if h.order >= 0 and h.message.id not in in_window]
+        best = best[: self.neighboured_hits]
+        around = await self.store.neighbours(key, [h.order for h in best]) if best else {}
         return build_context(
-            self.system_prompt, record, text, budget=self.context_tokens, recalled=relevant
+            self.system_prompt,
+            record,
+            text,
+            budget=self.context_tokens,
+            recalled=[h.message for h in hits],
+            neighbours={h.message.id: around.get(h.order, (None, None)) for h in best},
+            now=self.clock(),
         )
 
     async def remember(
@@ -110,7 +125,7 @@ class ConversationMemory:
         if self.summarise and len(record.pending) >= self.summary_every:
             self._summarise_later(key)
 
-    async def _closest(self, key: str, text: str, limit: int) -> list[Message]:
+    async def _closest(self, key: str, text: str, limit: int) -> list[Candidate]:
         """Semantic recall, when embeddings are configured; lexical recall carries on without."""
         if self.embed is None or limit <= 0:
             return []
@@ -119,7 +134,7 @@ class ConversationMemory:
         except Exception as error:
             log.warning("embedding failed, lexical recall only: %s", type(error).__name__)
             return []
-        return await self.store.nearest(key, vector, limit)
+        return await self.store.nearest_ranked(key, vector, limit)
 
     async def _vectors(self, messages: Sequence[Message]) -> dict[str, list[float]] | None:
         if self.embed is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -41,30 +41,52 @@ def search_terms(texts: Iterable[str]) -> list[str]:
     return list(terms)[:MAX_QUERY_TERMS]
 
 
+class Scored(Protocol):
+    """What BM25 reads of a candidate (`memory.records.Match` or `Candidate`)."""
+
+    @property
+    def order(self) -> int: ...
+    @property
+    def matched(self) -> frozenset[str]: ...
+    @property
+    def length(self) -> int: ...
+
+
+S = TypeVar("S", bound=Scored)
+
+
 def rank_by_terms(candidates: Sequence[Candidate], terms: Sequence[str]) -> list[Message]:
+    """`rank_candidates`, as messages."""
+    return [c.message for c in rank_candidates(candidates, terms)]
+
+
+def rank_candidates(candidates: Sequence[S], terms: Sequence[str]) -> list[S]:
     """Candidates best first by BM25 over `terms`, rarity judged among the candidates; ties go
     to the newer message.
 
     A message's length is its number of distinct terms: a short message that holds a rare term
     outranks a long one that holds it among many others.
     """
-    if not candidates:
-        return []
     count = len(candidates)
-    average = sum(c.length for c in candidates) / count or 1.0
-    holders = {term: sum(term in c.matched for c in candidates) for term in terms}
-    idf = {
-        term: math.log(1 + (count - held + 0.5) / (held + 0.5))
-        for term, held in holders.items()
-        if held
-    }
-
-    def score(candidate: Candidate) -> tuple[float, int]:
-        norm = 1 - BM25_B + BM25_B * candidate.length / average
-        weight = sum(idf.get(term, 0.0) for term in candidate.matched)
-        return weight * (BM25_K1 + 1) / (1 + BM25_K1 * norm), candidate.order
-
-    return [c.message for c in sorted(candidates, key=score, reverse=True)]
+    if not count:
+        return []
+    holders: dict[str, int] = {}
+    total_length = 0
+    for candidate in candidates:
+        total_length += candidate.length
+        for term in candidate.matched:
+            holders[term] = holders.get(term, 0) + 1
+    idf = {t: math.log(1 + (count - held + 0.5) / (held + 0.5)) for t, held in holders.items()}
+    # BM25's saturation for a term found once: (k1 + 1) / (1 + k1 * (1 - b + b * length / avg)).
+    average = total_length / count or 1.0
+    constant = 1 + BM25_K1 * (1 - BM25_B)
+    per_length = BM25_K1 * BM25_B / average
+    scored = [
+        (sum(idf[t] for t in c.matched) * (BM25_K1 + 1) / (constant + per_length * c.length), c)
+        for c in candidates
+    ]
+    scored.sort(key=lambda pair: (pair[0], pair[1].order), reverse=True)
+    return [candidate for _, candidate in scored]
 
 
 def most_similar(vectors: Sequence[Vector], query: Sequence[float]) -> list[int]:
@@ -79,13 +101,17 @@ def most_similar(vectors: Sequence[Vector], query: Sequence[float]) -> list[int]
     return [usable[int(i)] for i in np.argsort(-scores, kind="stable")]
 
 
-def fuse(rankings: Sequence[Sequence[Message]], limit: int) -> list[Message]:
-    """Reciprocal rank fusion of several best-first lists: found by both beats found by one."""
+def fuse(
+    rankings: Sequence[Sequence[Candidate]], limit: int, weights: Sequence[float] | None = None
+) -> list[Candidate]:
+    """Weighted reciprocal rank fusion of several best-first lists: found by both beats found by
+    one; a ranking's weight says how much its ranks count."""
     scores: dict[str, float] = {}
-    messages: dict[str, Message] = {}
-    for ranking in rankings:
-        for rank, message in enumerate(ranking):
-            scores[message.id] = scores.get(message.id, 0.0) + 1.0 / (FUSION_K + rank)
-            messages[message.id] = message
+    found: dict[str, Candidate] = {}
+    for ranking, weight in zip(rankings, weights or [1.0] * len(rankings), strict=True):
+        for rank, candidate in enumerate(ranking):
+            id_ = candidate.message.id
+            scores[id_] = scores.get(id_, 0.0) + weight / (FUSION_K + rank)
+            found.setdefault(id_, candidate)
     best = sorted(scores, key=lambda id_: -scores[id_])[:limit]
-    return [messages[id_] for id_ in best]
+    return [found[id_] for id_ in best]

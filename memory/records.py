@@ -110,16 +110,28 @@ def _optional_time(value: Any) -> datetime | None:
 
 
 @dataclass(frozen=True, slots=True)
+class Match:
+    """What ranking needs to know of an archived message a search found (not its text)."""
+
+    order: int
+    """Its place in the archive: higher is newer."""
+    matched: frozenset[str] = frozenset()
+    """The search's terms the message holds."""
+    length: int = 0
+    """How many distinct terms the message holds in all."""
+
+
+@dataclass(frozen=True, slots=True)
 class Candidate:
     """An archived message a store found for a search, with what ranking needs to know of it."""
 
     message: Message
-    matched: frozenset[str]
-    """The search's terms the message holds."""
-    length: int
-    """How many distinct terms the message holds in all."""
     order: int
     """Its place in the archive: higher is newer."""
+    matched: frozenset[str] = frozenset()
+    """The search's terms the message holds."""
+    length: int = 0
+    """How many distinct terms the message holds in all."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,3 +141,9 @@ class Embedded:
     id: str
     vector: Any  # a float32 numpy vector
     message: Message | None = None
+    order: int | None = None
+    """Its place in the archive, where the store knows it."""
+
+
+Around = tuple[Message | None, Message | None]
+"""The messages said just before and just after an archived one (None at either end)."""

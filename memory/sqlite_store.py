@@ -28,8 +28,8 @@ from typing import TypeVar
 import numpy as np
 
 from memory.errors import StoreError, StoreUnavailable
-from memory.records import Candidate, ConversationRecord, Embedded, Message
-from memory.store import Mutation, StoreBase
+from memory.records import Around, Candidate, ConversationRecord, Embedded, Match, Message
+from memory.store import Mutation, Ranking, StoreBase
 from memory.terms import terms_of
 from telemetry import record_store_request
 
@@ -73,6 +73,7 @@ class SQLiteStore(StoreBase):
     DECODED_RECORDS = 256  # records kept decoded, by key, with the stored text they came from
     RARE_MATCHES = 64  # a term in at most this many of a person's messages: whole archive searched
     RECENT_MATCHES = 256  # other terms: ranked among the person's newest this-many matches
+    FEWEST_CANDIDATES = 32  # read into Python from each set, however few results are asked for
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -215,29 +216,50 @@ class SQLiteStore(StoreBase):
         self._remember_decoded(key, body, record)  # only once the commit went through
         return record
 
-    async def find_candidates(self, key: str, terms: Sequence[str], limit: int) -> list[Candidate]:
+    async def find_candidates(
+        self, key: str, terms: Sequence[str], limit: int, rank: Ranking
+    ) -> list[Candidate]:
         record_store_request()
-        return await self._run("search SQLite", self._find_candidates, key, terms)
+        return await self._run("search SQLite", self._best, key, terms, limit, rank)
 
     async def load_with_candidates(
-        self, key: str, terms: Sequence[str], limit: int
+        self, key: str, terms: Sequence[str], limit: int, rank: Ranking
     ) -> tuple[ConversationRecord, list[Candidate]]:
         record_store_request()
-        return await self._run("read from SQLite", self._load_with_candidates, key, terms)
+        return await self._run(
+            "read from SQLite", self._load_with_candidates, key, terms, limit, rank
+        )
 
     def _load_with_candidates(
-        self, key: str, terms: Sequence[str]
+        self, key: str, terms: Sequence[str], limit: int, rank: Ranking
     ) -> tuple[ConversationRecord, list[Candidate]]:
-        return self._load(key), self._find_candidates(key, terms)
+        return self._load(key), self._best(key, terms, limit, rank)
 
-    def _find_candidates(self, key: str, terms: Sequence[str]) -> list[Candidate]:
+    def _best(self, key: str, terms: Sequence[str], limit: int, rank: Ranking) -> list[Candidate]:
+        """The matches ranked on what the index holds; only the best `limit` are read whole."""
+        best = rank(self._matches_of(key, terms, limit), terms)[:limit]
+        if not best:
+            return []
+        marks = ",".join("?" * len(best))
+        rows = self._connection().execute(
+            f"SELECT rowid, id, role, text, at FROM archive WHERE rowid IN ({marks})",  # noqa: S608
+            [match.order for match in best],
+        )
+        read = {rowid: _archived(id_, role, text, at) for rowid, id_, role, text, at in rows}
+        return [
+            Candidate(read[m.order], m.order, m.matched, m.length) for m in best if m.order in read
+        ]
+
+    def _matches_of(self, key: str, terms: Sequence[str], limit: int) -> list[Match]:
         """The person's archived messages holding any of `terms`, in bounded work.
 
         A common word matches a share of everything a person ever said, so reading every match
         would grow with the archive. When there are more than RECENT_MATCHES matches, the
         messages holding a rare word (one found in at most RARE_MATCHES of the person's
-        messages) are read through the whole archive, since a rare word is what finds an old
-        fact, and the newest RECENT_MATCHES matches of any word beside them.
+        messages) are looked for through the whole archive, since a rare word is what finds an
+        old fact, and the newest RECENT_MATCHES matches of any word beside them. Of each of
+        these sets FTS5 passes on its `limit` best by its own BM25 (C, cheap), so that only those
+        are read into Python to be ranked.
         """
         db = self._connection()
         owner = _owner(key)
@@ -253,16 +275,23 @@ class SQLiteStore(StoreBase):
             (everything, self.RECENT_MATCHES - 1),
         ).fetchone()
         if oldest is None:  # few matches in all: every one is a candidate
-            return self._candidates(db, key, everything, 0, wanted)
-        rare = [t for t in by_token if self._matches(db, _any_of(owner, [t])) <= self.RARE_MATCHES]
-        found = self._candidates(db, key, _any_of(owner, rare), 0, wanted) if rare else []
-        if len(rare) < len(by_token):
-            seen = {candidate.order for candidate in found}
-            recent = self._candidates(db, key, everything, oldest[0], wanted)
-            found += [candidate for candidate in recent if candidate.order not in seen]
+            return self._light(db, key, everything, 0, wanted, limit)
+        rare = [t for t in by_token if self._count(db, _any_of(owner, [t])) <= self.RARE_MATCHES]
+        common = [token for token in by_token if token not in rare]
+        found: list[Match] = []
+        if rare:
+            holding_a_rare_word = _any_of(owner, rare)
+            if common:  # every row of the person qualifies for the second part (the owner
+                # column weighs nothing), so FTS5 picks among them on every word
+                holding_a_rare_word += f' AND ({_any_of(owner, common)} OR owner:"{owner}")'
+            found = self._light(db, key, holding_a_rare_word, 0, wanted, limit)
+        if common:
+            seen = {match.order for match in found}
+            recent = self._light(db, key, everything, oldest[0], wanted, limit)
+            found += [match for match in recent if match.order not in seen]
         return found
 
-    def _matches(self, db: sqlite3.Connection, expression: str) -> int:
+    def _count(self, db: sqlite3.Connection, expression: str) -> int:
         """How many rows match, counting no further than one past RARE_MATCHES."""
         return int(
             db.execute(
@@ -272,25 +301,27 @@ class SQLiteStore(StoreBase):
         )
 
     @staticmethod
-    def _candidates(
+    def _light(
         db: sqlite3.Connection,
         key: str,
         expression: str,
         from_rowid: int,
         wanted: Mapping[str, str],
-    ) -> list[Candidate]:
-        """Matches of `expression` from `from_rowid` on; `wanted` maps each indexed word (owner
-        token and term) to the search term it stands for."""
+        limit: int,
+    ) -> list[Match]:
+        """FTS5's `limit` best matches of `expression` from `from_rowid` on, read from their
+        indexed words only; `wanted` maps each indexed word (owner token and term) to the
+        search term it stands for."""
         rows = db.execute(
-            "SELECT rowid, words, id, role, text, at FROM archive WHERE archive MATCH ? "
-            "AND key = ? AND rowid >= ?",
-            (expression, key, from_rowid),
+            "SELECT rowid, words FROM archive WHERE archive MATCH ? "
+            "AND rank MATCH 'bm25(1.0, 0.0)' AND key = ? AND rowid >= ? ORDER BY rank LIMIT ?",
+            (expression, key, from_rowid, max(limit, SQLiteStore.FEWEST_CANDIDATES)),
         )
-        found: list[Candidate] = []
-        for rowid, words, id_, role, text, at in rows:
-            held = words.split()
-            matched = frozenset(wanted[word] for word in held if word in wanted)
-            found.append(Candidate(_archived(id_, role, text, at), matched, len(held), rowid))
+        found: list[Match] = []
+        for rowid, words in rows:
+            spaced = f" {words} "
+            matched = frozenset(term for word, term in wanted.items() if f" {word} " in spaced)
+            found.append(Match(rowid, matched, words.count(" ") + 1 if words else 0))
         return found
 
     async def embedded(self, key: str) -> list[Embedded]:
@@ -315,6 +346,32 @@ class SQLiteStore(StoreBase):
             (_person(key), key, *ids),
         )
         return [_archived(*row) for row in rows]
+
+    async def neighbours(self, key: str, orders: Sequence[int]) -> dict[int, Around]:
+        if not orders:
+            return {}
+        record_store_request()
+        return await self._run("read from SQLite", self._neighbours, key, orders)
+
+    def _neighbours(self, key: str, orders: Sequence[int]) -> dict[int, Around]:
+        # FTS5 walks the person's rows in rowid order from the given rowid: a few index reads.
+        db = self._connection()
+        person = _person(key)
+        found: dict[int, Around] = {}
+        for order in orders:
+            before, after = (
+                db.execute(
+                    "SELECT id, role, text, at FROM archive WHERE archive MATCH ? AND key = ? "  # noqa: S608
+                    f"AND rowid {sign} ? ORDER BY rowid {direction} LIMIT 1",
+                    (person, key, order),
+                ).fetchone()
+                for sign, direction in (("<", "DESC"), (">", "ASC"))
+            )
+            found[order] = (
+                None if before is None else _archived(*before),
+                None if after is None else _archived(*after),
+            )
+        return found
 
     async def archived(self, key: str, limit: int) -> list[Message]:
         return await self._run("read from SQLite", self._archived, key, limit)

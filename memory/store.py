@@ -4,10 +4,10 @@ Small on purpose: stores move whole records and archived messages, and know noth
 summaries or prompts. `update` is a compare-and-swap loop, so the merge policy lives in one place
 (the caller's function) and each backend only has to make the write conditional.
 
-`StoreBase` does the shared work once: it reads a search's terms, asks the backend for
-candidates and has `memory.recall` rank them, so every backend ranks alike. A backend supplies
-only the primitives: find candidates (with or without the record), list embeddings, read
-messages by id.
+`StoreBase` does the shared work once: it reads a search's terms and hands the backend
+`memory.recall`'s ranking, so every backend ranks alike. A backend supplies only the primitives:
+find candidates and have them ranked (with or without the record), list embeddings, read
+messages by id, read the messages around a place in the archive.
 """
 
 from __future__ import annotations
@@ -16,10 +16,17 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
-from memory.recall import most_similar, rank_by_terms, search_terms
-from memory.records import Candidate, ConversationRecord, Embedded, Message
+from memory.recall import most_similar, rank_candidates, search_terms
+from memory.records import Around, Candidate, ConversationRecord, Embedded, Match, Message
 
 Mutation = Callable[[ConversationRecord], ConversationRecord]
+Ranking = Callable[[Sequence[Match], Sequence[str]], list[Match]]
+"""How a store is told to order what it found: best first (`memory.recall.rank_candidates`).
+Stores rank matches before reading their text, so only the best are read."""
+
+
+def _rank(matches: Sequence[Match], terms: Sequence[str]) -> list[Match]:
+    return rank_candidates(matches, terms)
 
 
 class MemoryStore(Protocol):
@@ -53,8 +60,21 @@ class MemoryStore(Protocol):
         """`load(key)` and `search(key, terms, limit)` at once: one request (Cosmos DB) or one
         hand-over to the store's thread (SQLite) where two would otherwise be needed."""
 
+    async def load_ranked(
+        self, key: str, terms: Sequence[str], limit: int
+    ) -> tuple[ConversationRecord, list[Candidate]]:
+        """`load_with_matches`, each match with its place in the archive."""
+
     async def nearest(self, key: str, vector: Sequence[float], limit: int) -> list[Message]:
         """Archived messages of `key` whose embeddings are closest to `vector`, closest first."""
+
+    async def nearest_ranked(
+        self, key: str, vector: Sequence[float], limit: int
+    ) -> list[Candidate]:
+        """`nearest`, each message with its place in the archive where known (else -1)."""
+
+    async def neighbours(self, key: str, orders: Sequence[int]) -> dict[int, Around]:
+        """For each place in `key`'s archive, the messages just before and just after it."""
 
     async def archived(self, key: str, limit: int) -> list[Message]:
         """The newest `limit` archived messages of `key`, oldest first (for export)."""
@@ -76,40 +96,58 @@ class StoreBase(ABC):
         wanted = search_terms(terms)
         if not wanted or limit <= 0:
             return []
-        return rank_by_terms(await self.find_candidates(key, wanted, limit), wanted)[:limit]
+        return [c.message for c in await self.find_candidates(key, wanted, limit, _rank)]
 
     async def load_with_matches(
         self, key: str, terms: Sequence[str], limit: int
     ) -> tuple[ConversationRecord, list[Message]]:
+        record, ranked = await self.load_ranked(key, terms, limit)
+        return record, [c.message for c in ranked]
+
+    async def load_ranked(
+        self, key: str, terms: Sequence[str], limit: int
+    ) -> tuple[ConversationRecord, list[Candidate]]:
+        """`load_with_matches`, each match with its place in the archive."""
         wanted = search_terms(terms)
         if not wanted or limit <= 0:
             return await self.load(key), []
-        record, candidates = await self.load_with_candidates(key, wanted, limit)
-        return record, rank_by_terms(candidates, wanted)[:limit]
+        return await self.load_with_candidates(key, wanted, limit, _rank)
 
     async def nearest(self, key: str, vector: Sequence[float], limit: int) -> list[Message]:
+        return [c.message for c in await self.nearest_ranked(key, vector, limit)]
+
+    async def nearest_ranked(
+        self, key: str, vector: Sequence[float], limit: int
+    ) -> list[Candidate]:
+        """`nearest`, each message with its place in the archive where the store knows it."""
         if limit <= 0:
             return []
         embedded = await self.embedded(key)
         chosen = [embedded[i] for i in most_similar([e.vector for e in embedded], vector)[:limit]]
         unread = [e.id for e in chosen if e.message is None]
         read = {m.id: m for m in await self.messages(key, unread)} if unread else {}
-        found = (e.message or read.get(e.id) for e in chosen)
-        return [message for message in found if message is not None]
+        found: list[Candidate] = []
+        for entry in chosen:
+            message = entry.message or read.get(entry.id)
+            if message is not None:
+                found.append(Candidate(message, -1 if entry.order is None else entry.order))
+        return found
 
     @abstractmethod
     async def load(self, key: str) -> ConversationRecord: ...
 
     @abstractmethod
-    async def find_candidates(self, key: str, terms: Sequence[str], limit: int) -> list[Candidate]:
-        """Archived messages of `key` holding any of `terms` (already read by `search_terms`),
-        in bounded work: enough for the best `limit` to be among them."""
+    async def find_candidates(
+        self, key: str, terms: Sequence[str], limit: int, rank: Ranking
+    ) -> list[Candidate]:
+        """The best `limit` archived messages of `key` holding any of `terms` (already read by
+        `search_terms`), as `rank` orders the candidates found in bounded work."""
 
     @abstractmethod
     async def load_with_candidates(
-        self, key: str, terms: Sequence[str], limit: int
+        self, key: str, terms: Sequence[str], limit: int, rank: Ranking
     ) -> tuple[ConversationRecord, list[Candidate]]:
-        """`load(key)` and `find_candidates(key, terms, limit)` at once."""
+        """`load(key)` and `find_candidates(key, terms, limit, rank)` at once."""
 
     @abstractmethod
     async def embedded(self, key: str) -> list[Embedded]:
@@ -118,3 +156,7 @@ class StoreBase(ABC):
     @abstractmethod
     async def messages(self, key: str, ids: Sequence[str]) -> list[Message]:
         """The archived messages of `key` with these ids, in no particular order."""
+
+    @abstractmethod
+    async def neighbours(self, key: str, orders: Sequence[int]) -> dict[int, Around]:
+        """For each place in `key`'s archive, the messages just before and just after it."""

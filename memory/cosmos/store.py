@@ -40,8 +40,8 @@ from memory.cosmos.requests import (
     charged,
 )
 from memory.errors import StoreConflict, StoreError
-from memory.records import Candidate, ConversationRecord, Embedded, Message
-from memory.store import Mutation, StoreBase
+from memory.records import Around, Candidate, ConversationRecord, Embedded, Match, Message
+from memory.store import Mutation, Ranking, StoreBase
 from memory.terms import terms_of
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,8 @@ _DELETE_CONCURRENCY = 8
 _MIN_SEARCH_CANDIDATES = 100
 _MAX_SEARCH_CANDIDATES = 500
 _MAX_VECTOR_CANDIDATES = 300
+_NEIGHBOUR_SPAN = 10 * 60 * 1000 * 1000  # ten minutes, in `seq` units
+_MAX_NEIGHBOUR_ROWS = 200
 
 # The record item's `seq`, above every archive item's (milliseconds x 1,000, about 1.8e15 now),
 # and exact as a JSON number (at most 2**53 - 1).
@@ -134,7 +136,7 @@ class CosmosStore(StoreBase):
         return stored.record
 
     async def load_with_candidates(
-        self, key: str, terms: Sequence[str], limit: int
+        self, key: str, terms: Sequence[str], limit: int, rank: Ranking
     ) -> tuple[ConversationRecord, list[Candidate]]:
         """The record and the archive's candidate matches in one query inside the partition.
 
@@ -156,7 +158,7 @@ class CosmosStore(StoreBase):
         stored = self._stored(key, found[0]) if found else await self._read(container, key)
         self._keep_read(key, stored)
         messages = [row for row in rows if row.get("id") != RECORD_ITEM_ID]
-        return stored.record, _candidates_of(messages, terms)
+        return stored.record, _best(messages, terms, limit, rank)
 
     def _keep_read(self, key: str, stored: _StoredRecord) -> None:
         # A turn loads the record, then saves it: the save starts from this read (and its etag)
@@ -202,7 +204,9 @@ class CosmosStore(StoreBase):
             "the same memory record; the turn was not saved, ask the person to try again"
         )
 
-    async def find_candidates(self, key: str, terms: Sequence[str], limit: int) -> list[Candidate]:
+    async def find_candidates(
+        self, key: str, terms: Sequence[str], limit: int, rank: Ranking
+    ) -> list[Candidate]:
         """The newest archive items holding any of `terms`, as many as `_candidates` says."""
         rows = await self._archive_rows(
             key,
@@ -210,7 +214,7 @@ class CosmosStore(StoreBase):
             {"@top": _candidates(limit), **_term_parameters(terms)},
             "search a memory's archive",
         )
-        return _candidates_of(rows, terms)
+        return _best(rows, terms, limit, rank)
 
     async def embedded(self, key: str) -> list[Embedded]:
         """The newest embedded messages: the local test server has no vector search, so Cosmos
@@ -227,12 +231,35 @@ class CosmosStore(StoreBase):
             vector = _decode_vector(row.get("vector"))
             if vector is not None:
                 [message] = _messages([row])
-                found.append(Embedded(message.id, vector, message))
+                found.append(Embedded(message.id, vector, message, int(row.get("seq", 0))))
         return found
 
     async def messages(self, key: str, ids: Sequence[str]) -> list[Message]:
         """Never needed: `embedded` reads each message with its embedding."""
         return []
+
+    async def neighbours(self, key: str, orders: Sequence[int]) -> dict[int, Around]:
+        """One query for the messages said within NEIGHBOUR_SPAN of each place (`seq` is in
+        milliseconds x 1,000), then the nearest before and after each."""
+        if not orders:
+            return {}
+        spans = [(order - _NEIGHBOUR_SPAN, order + _NEIGHBOUR_SPAN) for order in orders]
+        padded = _padded(len(spans))
+        within = " OR ".join(f"(c.seq >= @lo{n} AND c.seq <= @hi{n})" for n in range(padded))
+        parameters: dict[str, object] = {"@top": _MAX_NEIGHBOUR_ROWS}
+        for n in range(padded):
+            low, high = spans[min(n, len(spans) - 1)]
+            parameters |= {f"@lo{n}": low, f"@hi{n}": high}
+        rows = await self._archive_rows(
+            key, f"c.kind = 'message' AND ({within})", parameters, "read a memory's archive"
+        )
+        placed = sorted(zip((int(row.get("seq", 0)) for row in rows), _messages(rows), strict=True))
+        found: dict[int, Around] = {}
+        for order in orders:
+            before = [m for seq, m in placed if seq < order]
+            after = [m for seq, m in placed if seq > order]
+            found[order] = (before[-1] if before else None, after[0] if after else None)
+        return found
 
     async def archived(self, key: str, limit: int) -> list[Message]:
         if limit <= 0:
@@ -488,16 +515,24 @@ def _candidates(limit: int) -> int:
     return min(max(limit * 4, _MIN_SEARCH_CANDIDATES), _MAX_SEARCH_CANDIDATES)
 
 
-def _candidates_of(rows: list[dict[str, Any]], terms: Sequence[str]) -> list[Candidate]:
-    """Archive rows as candidates: the search's terms each holds, its length in terms, its
-    `seq` (the archive's order)."""
-    messages = _messages(rows)
-    found: list[Candidate] = []
-    for row, message in zip(rows, messages, strict=True):
+def _best(
+    rows: list[dict[str, Any]], terms: Sequence[str], limit: int, rank: Ranking
+) -> list[Candidate]:
+    """The best `limit` archive rows by `rank`: the search's terms each holds, its length in
+    terms, its `seq` (the archive's order)."""
+    by_order: dict[int, dict[str, Any]] = {}
+    matches: list[Match] = []
+    for row in rows:
         held = set(row.get("terms") or ())
-        matched = frozenset(term for term in terms if term in held)
-        found.append(Candidate(message, matched, len(held), int(row.get("seq", 0))))
-    return found
+        order = int(row.get("seq", 0))
+        by_order[order] = row
+        matches.append(Match(order, frozenset(t for t in terms if t in held), len(held)))
+    best = rank(matches, terms)[:limit]
+    messages = _messages(by_order[m.order] for m in best)
+    return [
+        Candidate(message, m.order, m.matched, m.length)
+        for message, m in zip(messages, best, strict=True)
+    ]
 
 
 def _encode_vector(vector: Sequence[float]) -> str:

@@ -1,6 +1,6 @@
 """Prompt assembly: never over budget, oversized messages cut visibly, newest kept first."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -101,7 +101,7 @@ def test_summary_and_recalled_messages_come_before_recent_ones_with_dates() -> N
     prompt = build_context("system", record, "who is my manager?", budget=2000, recalled=recalled)
     assert prompt[1]["content"] == SUMMARY_HEADING + "Ada leads Project Falcon."
     assert prompt[2]["content"].startswith(RECALL_HEADING)
-    assert "[2026-11-18, they said] My manager is Grace Hopper" in prompt[2]["content"]
+    assert "\n2026-11-18:\n- they said: My manager is Grace Hopper" in prompt[2]["content"]
     assert [m["content"] for m in prompt[3:]] == ["hi", "hello", "who is my manager?"]
 
 
@@ -110,3 +110,62 @@ def test_recalled_messages_already_in_the_window_are_not_repeated() -> None:
     record = ConversationRecord(key="k", messages=window)
     prompt = build_context("system", record, "manager?", budget=2000, recalled=[window[0]])
     assert not any(m["content"].startswith(RECALL_HEADING) for m in prompt)
+
+
+def test_recall_fills_what_the_current_conversation_leaves() -> None:
+    # Yesterday's chat is over: only its last exchange stays as the recent window; the budget
+    # goes to the recalled messages, dated lines oldest first, and then to older recent ones.
+    yesterday = LAST_WEEK + timedelta(days=6)
+    window = tuple(
+        Message("user" if n % 2 == 0 else "assistant", f"recent {n} " + "pad " * 30, yesterday)
+        for n in range(20)
+    )
+    record = ConversationRecord(key="k", messages=window)
+    recalled = [
+        Message("user", f"fact {n}: " + "detail " * 20, LAST_WEEK - timedelta(days=n))
+        for n in range(80)
+    ]
+    now = yesterday + timedelta(days=1)
+    prompt = build_context("system", record, "q", budget=1500, recalled=recalled, now=now)
+    recall = next(m["content"] for m in prompt if m["content"].startswith(RECALL_HEADING))
+    kept = [n for n in range(80) if f"fact {n}: " in recall]
+    assert kept == list(range(len(kept)))  # best first while they fit
+    assert len(kept) >= 25
+    days = [line for line in recall.splitlines() if line.endswith(":") and line[:4] == "2026"]
+    assert days == sorted(days)
+    assert [m["content"].split()[1] for m in prompt[2:-1]] == ["18", "19"]
+    assert prompt_tokens(prompt) <= 1500
+
+
+def test_a_live_conversation_keeps_its_window_and_recall_the_rest() -> None:
+    now = LAST_WEEK
+    window = tuple(
+        Message(
+            "user" if n % 2 == 0 else "assistant",
+            f"live {n}",
+            now - timedelta(minutes=20 - n),
+        )
+        for n in range(20)
+    )
+    record = ConversationRecord(key="k", messages=window)
+    recalled = [Message("user", f"fact {n}", LAST_WEEK - timedelta(days=3)) for n in range(5)]
+    prompt = build_context("system", record, "q", budget=2000, recalled=recalled, now=now)
+    assert [m["content"] for m in prompt[2:-1]] == [f"live {n}" for n in range(20)]
+    assert all(f"- they said: fact {n}" in prompt[1]["content"] for n in range(5))
+
+
+def test_a_recalled_message_brings_its_neighbours() -> None:
+    question = Message("assistant", "Which city did you pick in the end?", LAST_WEEK)
+    answer = Message("user", "Porto, we booked it last night", LAST_WEEK)
+    after = Message("assistant", "Lovely choice!", LAST_WEEK)
+    record = ConversationRecord(key="k", messages=turns(("hi", "hello")))
+    prompt = build_context(
+        "system",
+        record,
+        "where are we going?",
+        budget=2000,
+        recalled=[answer],
+        neighbours={answer.id: (question, after)},
+    )
+    recall = prompt[1]["content"]
+    assert recall.index("Which city") < recall.index("Porto") < recall.index("Lovely choice")
