@@ -11,10 +11,14 @@ Complete = Callable[[Sequence[ChatMessage]], Awaitable[str]]
 
 INSTRUCTIONS = (
     "You keep a running summary of one person's conversations with an assistant, so the "
-    "assistant remembers them later. Update the current summary with the new messages. Keep "
-    "durable facts: names and roles, projects, preferences, decisions and their dates, open "
-    "tasks. Drop small talk. Never add anything that is not in the current summary or the new "
-    "messages. Write at most 250 words, as short plain sentences. Reply with the summary only."
+    "assistant remembers them later. Update the current summary with the new messages, each "
+    "of which starts with the date it was said. Keep every durable fact with its date "
+    "(YYYY-MM-DD): names of people and how they relate to the person, places, work and "
+    "projects, plans and decisions, preferences, and open tasks. Turn relative times such as "
+    "'last Saturday' or 'next month' into dates, counting from the message's date. When the "
+    "person changes their mind, keep the newest decision and say what it replaced. Drop small "
+    "talk. Never add anything that is not in the current summary or the new messages. Write "
+    "at most 250 words, one fact per short plain sentence. Reply with the summary only."
 )
 
 
