@@ -1,9 +1,11 @@
 """Who is speaking: the memory key for an activity.
 
 Personal chat in Teams: the tenant id plus the user's AAD object id, which stay the same across
-devices and conversations. The Emulator and other channels have no AAD id: channel id plus
-`from.id`, never a display name. Group chats and channels get a memory of the conversation, so
-what someone told the bot in private never surfaces in front of a group.
+devices and conversations. Only Teams vouches for those two fields: on every other channel (the
+Emulator, Web Chat, Direct Line) a caller can write any tenant and object id into the body, so
+there the key is channel id plus `from.id`, never a display name, whatever the body claims, and
+no tenant is read. Group chats and channels get a memory of the conversation, so what someone
+told the bot in private never surfaces in front of a group.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from urllib.parse import quote
 from botbuilder.schema import Activity
 
 GROUP_CONVERSATION_TYPES = frozenset({"groupChat", "channel"})
+TEAMS_CHANNEL = "msteams"
 
 
 def memory_key_for(activity: Activity) -> str | None:
@@ -24,13 +27,13 @@ def memory_key_for(activity: Activity) -> str | None:
     channel = activity.channel_id or ""
     if conversation is None or not conversation.id:
         return None
-    if conversation.conversation_type in GROUP_CONVERSATION_TYPES:
+    if is_group_conversation(activity):
         # Teams gives every channel thread its own ";messageid=" suffix; the channel is one memory.
         conversation_id = conversation.id.split(";messageid=")[0]
         return _key("conversation", channel, conversation_id)
     tenant = tenant_id_of(activity)
     aad_object_id = getattr(sender, "aad_object_id", None) if sender else None
-    if tenant and aad_object_id:
+    if tenant and aad_object_id:  # Teams only: `tenant_id_of` reads no other channel's tenant
         return _key("user", _canonical(tenant), _canonical(aad_object_id))
     if sender is None or not sender.id:
         return None
@@ -38,7 +41,10 @@ def memory_key_for(activity: Activity) -> str | None:
 
 
 def tenant_id_of(activity: Activity) -> str | None:
-    """The Teams tenant, from the conversation or, failing that, from channelData."""
+    """The Teams tenant, from the conversation or, failing that, from channelData; None on any
+    other channel, where nothing vouches for a tenant the body names."""
+    if activity.channel_id != TEAMS_CHANNEL:
+        return None
     conversation = activity.conversation
     if conversation is not None:
         # Teams spells it "tenantId"; botbuilder's schema maps only "tenantID".
@@ -68,8 +74,14 @@ def _key(kind: str, *parts: str) -> str:
 
 
 def is_group_conversation(activity: Activity) -> bool:
+    """A group chat or a channel: by Teams' conversation type, or `isGroup` where a channel
+    sends no type (Direct Line and Web Chat groups)."""
     conversation = activity.conversation
-    return conversation is not None and conversation.conversation_type in GROUP_CONVERSATION_TYPES
+    if conversation is None:
+        return False
+    return (
+        conversation.conversation_type in GROUP_CONVERSATION_TYPES or conversation.is_group is True
+    )
 
 
 def mentions_bot(activity: Activity) -> bool:

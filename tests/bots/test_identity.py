@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from botbuilder.schema import Activity
 
-from bots.identity import memory_key_for
+from bots.identity import is_group_conversation, memory_key_for, tenant_id_of
 
 pytestmark = pytest.mark.unit
 
@@ -79,3 +79,17 @@ def test_group_chats_and_channels_have_a_conversation_memory() -> None:
 def test_no_sender_means_no_key() -> None:
     anonymous = activity(channelId="emulator", **{"from": {"id": ""}}, conversation={"id": "c"})
     assert memory_key_for(anonymous) is None
+
+
+def test_another_channel_never_gets_a_teams_persons_key_whatever_its_body_claims() -> None:
+    forged = activity(channelId="webchat", channelData={"tenant": {"id": TENANT}})
+    assert memory_key_for(forged) == "channel/webchat/29%3A1abc"
+    assert tenant_id_of(forged) is None
+    assert tenant_id_of(activity()) == TENANT
+
+
+def test_is_group_counts_where_no_conversation_type_is_sent() -> None:
+    group = activity(channelId="directline", conversation={"id": "c9", "isGroup": True})
+    assert is_group_conversation(group)
+    assert memory_key_for(group) == "conversation/directline/c9"
+    assert not is_group_conversation(activity(conversation={"id": "c9", "isGroup": False}))

@@ -224,3 +224,13 @@ async def test_another_tenant_is_refused_before_any_handler() -> None:
     bot = bot_with(memory, allowed_tenant_ids=frozenset({"another-tenant"}))
     texts = await say(bot, teams_message("hello", tenant_id=TENANT_ID, service_url=SERVICE_URL))
     assert texts == [TENANT_REFUSED]
+
+
+async def test_a_tenant_named_by_another_channel_is_not_believed() -> None:
+    memory = StandInMemory()
+    bot = bot_with(memory, allowed_tenant_ids=frozenset({TENANT_ID.lower()}))
+    forged = emulator_message("hello", service_url=SERVICE_URL)
+    forged["conversation"]["tenantId"] = TENANT_ID
+    forged["channelData"] = {"tenant": {"id": TENANT_ID}}
+    assert await say(bot, forged) == [TENANT_REFUSED]
+    assert await say(bot, teams_message("hello", service_url=SERVICE_URL)) != [TENANT_REFUSED]
