@@ -21,7 +21,7 @@ from config import ConfigError, Settings, load_settings
 from memory import MemoryStore, StoreError
 from model_client import ChatModel, create_chat_model
 from telemetry import configure_exporter
-from wiring import create_memory, create_store
+from wiring import create_memory, create_store, describe_embeddings
 
 log = logging.getLogger("memorybot")
 
@@ -81,11 +81,12 @@ def main() -> int:
     model = create_chat_model(settings)
     auth = "Bot Framework tokens required" if settings.auth_enabled else "no auth (Emulator mode)"
     log.info(
-        "MemoryBot on http://%s:%d/api/messages; store: %s; model: %s; %s%s",
+        "MemoryBot on http://%s:%d/api/messages; store: %s; model: %s; semantic recall: %s; %s%s",
         settings.host,
         settings.port,
         store.describe(),
         model.describe(),
+        describe_embeddings(model),
         auth,
         "; telemetry to Application Insights" if exporting else "",
     )

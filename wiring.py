@@ -6,10 +6,17 @@ what the bot would send with the same configuration, embeddings included.
 
 from __future__ import annotations
 
+import logging
+from functools import lru_cache
+
 from config import Settings
+from local_embeddings import LocalEmbeddings, LocalEmbeddingsUnavailable
 from memory import ConversationMemory, MemoryStore
+from memory.recall import Embed
 from memory.sqlite_store import SQLiteStore
 from model_client import ChatModel
+
+log = logging.getLogger(__name__)
 
 
 def create_store(settings: Settings) -> MemoryStore:
@@ -53,5 +60,35 @@ def create_memory(
         summary_every=settings.memory_summary_every,
         summary_concurrency=settings.memory_summary_concurrency,
         summarise=model.complete if summarise else None,
-        embed=model.embed if model.can_embed else None,
+        embed=embeddings_for(model),
     )
+
+
+def embeddings_for(model: ChatModel) -> Embed | None:
+    """The configured embeddings deployment, else the local model that ships with the bot
+    (offline, CPU); None, and lexical recall only, if even that cannot be read."""
+    if model.can_embed:
+        return model.embed
+    try:
+        return local_embeddings().embed
+    except LocalEmbeddingsUnavailable as error:
+        log.warning("no local embeddings (%s): recall is lexical only", error)
+        return None
+
+
+def describe_embeddings(model: ChatModel) -> str:
+    """For the start-up line: which embeddings semantic recall uses."""
+    if model.can_embed:
+        return "the configured embeddings deployment"
+    try:
+        return local_embeddings().describe()
+    except LocalEmbeddingsUnavailable:
+        return "none (lexical recall only)"
+
+
+@lru_cache(maxsize=1)
+def local_embeddings() -> LocalEmbeddings:
+    """The local model, loaded once per process (about 0.15 s, 16 MB, read-only: shared)."""
+    embeddings = LocalEmbeddings()
+    embeddings.load()
+    return embeddings

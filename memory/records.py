@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, TypedDict
@@ -135,14 +136,15 @@ class Candidate:
 
 
 @dataclass(frozen=True, slots=True)
-class Embedded:
-    """An archived message's embedding; `message` is None where the store has not read it yet."""
+class Embeddings:
+    """A person's newest embedded messages: row n of `matrix` is the embedding of `ids[n]`."""
 
-    id: str
-    vector: Any  # a float32 numpy vector
-    message: Message | None = None
-    order: int | None = None
-    """Its place in the archive, where the store knows it."""
+    ids: tuple[str, ...]
+    orders: tuple[int, ...]
+    """Each one's place in the archive, -1 where the store does not know it."""
+    matrix: Any  # float32 numpy array, one row per id
+    messages: Mapping[str, Message] = field(default_factory=dict)
+    """Those the store read along with their embeddings, by id."""
 
 
 Around = tuple[Message | None, Message | None]

@@ -28,7 +28,7 @@ from typing import TypeVar
 import numpy as np
 
 from memory.errors import StoreError, StoreUnavailable
-from memory.records import Around, Candidate, ConversationRecord, Embedded, Match, Message
+from memory.records import Around, Candidate, ConversationRecord, Embeddings, Match, Message
 from memory.store import Mutation, Ranking, StoreBase
 from memory.terms import terms_of
 from telemetry import record_store_request
@@ -63,9 +63,12 @@ _SCHEMA = (
         key TEXT NOT NULL,
         id TEXT NOT NULL,
         vector BLOB NOT NULL,
+        position INTEGER,
         PRIMARY KEY (key, id)
     )
     """,
+    # A person's vectors newest first (an index on `key` keeps its rows in rowid order).
+    "CREATE INDEX IF NOT EXISTS vectors_by_key ON vectors (key)",
 )
 
 
@@ -73,6 +76,8 @@ class SQLiteStore(StoreBase):
     DECODED_RECORDS = 256  # records kept decoded, by key, with the stored text they came from
     RARE_MATCHES = 64  # a term in at most this many of a person's messages: whole archive searched
     RECENT_MATCHES = 256  # other terms: ranked among the person's newest this-many matches
+    NEWEST_EMBEDDED = 2000  # semantic recall compares the newest this-many embedded messages
+    EMBEDDED_PEOPLE = 32  # people whose newest embeddings are kept in memory (~2 MB each)
     FEWEST_CANDIDATES = 32  # read into Python from each set, however few results are asked for
 
     def __init__(self, path: Path | str) -> None:
@@ -83,6 +88,9 @@ class SQLiteStore(StoreBase):
         # in the write) and the next turn reads what this one wrote: when the stored text is
         # unchanged, the record decoded from it (immutable) is reused instead of parsed again.
         self._decoded: OrderedDict[str, tuple[str, ConversationRecord]] = OrderedDict()
+        # Also the store thread's only: the newest embeddings of recent people, by key and size.
+        self._embeddings: OrderedDict[tuple[str, int], Embeddings] = OrderedDict()
+        self._data_version = -1
 
     def describe(self) -> str:
         return f"sqlite ({self.path})"
@@ -187,33 +195,40 @@ class SQLiteStore(StoreBase):
                 "updated_at = excluded.updated_at",
                 (key, body, record.updated_at.isoformat() if record.updated_at else None),
             )
-            if archive:
-                owner = _owner(key)
-                db.executemany(
+            positions: dict[str, int | None] = {}
+            owner = _owner(key)
+            for m in archive:  # one at a time: each message's rowid is its place in the archive
+                inserted = db.execute(
                     "INSERT INTO archive (words, owner, text, key, id, role, at) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (
-                            _words_of(owner, m.content),
-                            owner,
-                            m.content,
-                            key,
-                            m.id,
-                            m.role,
-                            m.at.isoformat(),
-                        )
-                        for m in archive
-                    ],
+                    (
+                        _words_of(owner, m.content),
+                        owner,
+                        m.content,
+                        key,
+                        m.id,
+                        m.role,
+                        m.at.isoformat(),
+                    ),
                 )
+                positions[m.id] = inserted.lastrowid
             if vectors:
                 db.executemany(
-                    "INSERT OR REPLACE INTO vectors (key, id, vector) VALUES (?, ?, ?)",
+                    "INSERT OR REPLACE INTO vectors (key, id, vector, position) "
+                    "VALUES (?, ?, ?, ?)",
                     [
-                        (key, id_, np.asarray(vector, dtype=np.float32).tobytes())
+                        (
+                            key,
+                            id_,
+                            np.asarray(vector, dtype=np.float32).tobytes(),
+                            positions.get(id_),
+                        )
                         for id_, vector in vectors.items()
                     ],
                 )
         self._remember_decoded(key, body, record)  # only once the commit went through
+        if vectors:
+            self._add_embeddings(key, vectors, positions)
         return record
 
     async def find_candidates(
@@ -324,13 +339,60 @@ class SQLiteStore(StoreBase):
             found.append(Match(rowid, matched, words.count(" ") + 1 if words else 0))
         return found
 
-    async def embedded(self, key: str) -> list[Embedded]:
+    async def embedded(self, key: str, dimensions: int) -> Embeddings:
         record_store_request()
-        return await self._run("search SQLite", self._embedded, key)
+        return await self._run("search SQLite", self._embedded, key, dimensions)
 
-    def _embedded(self, key: str) -> list[Embedded]:
-        rows = self._connection().execute("SELECT id, vector FROM vectors WHERE key = ?", (key,))
-        return [Embedded(id_, np.frombuffer(blob, dtype=np.float32)) for id_, blob in rows]
+    def _embedded(self, key: str, dimensions: int) -> Embeddings:
+        """The person's newest NEWEST_EMBEDDED embeddings of `dimensions`, from memory where
+        they are kept: reading and decoding thousands of rows each turn would cost more than the
+        comparison. Another process's commit to the file (PRAGMA data_version) drops them all."""
+        db = self._connection()
+        version = int(db.execute("PRAGMA data_version").fetchone()[0])
+        if version != self._data_version:
+            self._embeddings.clear()
+            self._data_version = version
+        cached = self._embeddings.get((key, dimensions))
+        if cached is None:
+            rows = db.execute(
+                "SELECT id, vector, position FROM vectors WHERE key = ? AND length(vector) = ? "
+                "ORDER BY rowid DESC LIMIT ?",
+                (key, dimensions * 4, self.NEWEST_EMBEDDED),
+            ).fetchall()
+            rows.reverse()
+            matrix = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.float32)
+            cached = Embeddings(
+                ids=tuple(row[0] for row in rows),
+                orders=tuple(-1 if row[2] is None else row[2] for row in rows),
+                matrix=matrix.reshape(len(rows), dimensions),
+            )
+        self._keep_embeddings(key, dimensions, cached)
+        return cached
+
+    def _keep_embeddings(self, key: str, dimensions: int, embeddings: Embeddings) -> None:
+        self._embeddings[(key, dimensions)] = embeddings
+        self._embeddings.move_to_end((key, dimensions))
+        if len(self._embeddings) > self.EMBEDDED_PEOPLE:
+            self._embeddings.popitem(last=False)
+
+    def _add_embeddings(
+        self, key: str, vectors: Mapping[str, Sequence[float]], positions: Mapping[str, int | None]
+    ) -> None:
+        """Newly written embeddings join the person's kept ones (the oldest leave past the
+        bound), so that the next turn need not read them back."""
+        for (kept_key, dimensions), kept in list(self._embeddings.items()):
+            if kept_key != key:
+                continue
+            new = [(id_, v) for id_, v in vectors.items() if len(v) == dimensions]
+            if not new:
+                continue
+            rows = np.asarray([v for _, v in new], dtype=np.float32)
+            keep = self.NEWEST_EMBEDDED
+            self._embeddings[(key, dimensions)] = Embeddings(
+                ids=(*kept.ids, *(id_ for id_, _ in new))[-keep:],
+                orders=(*kept.orders, *(positions.get(id_) or -1 for id_, _ in new))[-keep:],
+                matrix=np.concatenate([kept.matrix, rows])[-keep:],
+            )
 
     async def messages(self, key: str, ids: Sequence[str]) -> list[Message]:
         if not ids:
@@ -339,8 +401,22 @@ class SQLiteStore(StoreBase):
         return await self._run("read from SQLite", self._messages, key, ids)
 
     def _messages(self, key: str, ids: Sequence[str]) -> list[Message]:
+        db = self._connection()
         marks = ",".join("?" * len(ids))
-        rows = self._connection().execute(
+        placed = db.execute(
+            f"SELECT position FROM vectors WHERE key = ? AND id IN ({marks}) "  # noqa: S608
+            "AND position IS NOT NULL",
+            (key, *ids),
+        ).fetchall()
+        if len(placed) == len(ids):  # read by their place in the archive: no scan
+            rowids = [row[0] for row in placed]
+            rows = db.execute(
+                "SELECT id, role, text, at FROM archive WHERE rowid IN "  # noqa: S608
+                f"({','.join('?' * len(rowids))}) AND key = ?",
+                (*rowids, key),
+            )
+            return [_archived(*row) for row in rows]
+        rows = db.execute(
             "SELECT id, role, text, at FROM archive WHERE archive MATCH ? AND key = ? "  # noqa: S608
             f"AND id IN ({marks})",
             (_person(key), key, *ids),
@@ -354,24 +430,38 @@ class SQLiteStore(StoreBase):
         return await self._run("read from SQLite", self._neighbours, key, orders)
 
     def _neighbours(self, key: str, orders: Sequence[int]) -> dict[int, Around]:
-        # FTS5 walks the person's rows in rowid order from the given rowid: a few index reads.
+        """A turn's messages are written together, so a message's neighbours are usually the
+        rows just before and after it: those are read by rowid, all at once; only where another
+        person wrote in between does FTS5 walk the person's rows to the nearest one."""
         db = self._connection()
-        person = _person(key)
+        around = sorted({order + step for order in orders for step in (-1, 1)})
+        marks = ",".join("?" * len(around))
+        rows = db.execute(
+            f"SELECT rowid, id, role, text, at, key FROM archive WHERE rowid IN ({marks})",  # noqa: S608
+            around,
+        )
+        adjacent = {row[0]: _archived(*row[1:5]) for row in rows if row[5] == key}
         found: dict[int, Around] = {}
         for order in orders:
-            before, after = (
-                db.execute(
-                    "SELECT id, role, text, at FROM archive WHERE archive MATCH ? AND key = ? "  # noqa: S608
-                    f"AND rowid {sign} ? ORDER BY rowid {direction} LIMIT 1",
-                    (person, key, order),
-                ).fetchone()
-                for sign, direction in (("<", "DESC"), (">", "ASC"))
-            )
-            found[order] = (
-                None if before is None else _archived(*before),
-                None if after is None else _archived(*after),
-            )
+            before, after = adjacent.get(order - 1), adjacent.get(order + 1)
+            if before is None:
+                before = self._nearest_row(db, key, order, "<", "DESC")
+            if after is None:
+                after = self._nearest_row(db, key, order, ">", "ASC")
+            found[order] = (before, after)
         return found
+
+    @staticmethod
+    def _nearest_row(
+        db: sqlite3.Connection, key: str, order: int, sign: str, direction: str
+    ) -> Message | None:
+        """The person's message nearest `order` on one side (FTS5 walks their rows in order)."""
+        row = db.execute(
+            "SELECT id, role, text, at FROM archive WHERE archive MATCH ? AND key = ? "  # noqa: S608
+            f"AND rowid {sign} ? ORDER BY rowid {direction} LIMIT 1",
+            (_person(key), key, order),
+        ).fetchone()
+        return None if row is None else _archived(*row)
 
     async def archived(self, key: str, limit: int) -> list[Message]:
         return await self._run("read from SQLite", self._archived, key, limit)
@@ -390,6 +480,8 @@ class SQLiteStore(StoreBase):
     def _delete(self, key: str) -> None:
         db = self._connection()
         self._decoded.pop(key, None)
+        for kept in [k for k in self._embeddings if k[0] == key]:
+            del self._embeddings[kept]
         with _transaction(db):
             db.execute("DELETE FROM records WHERE key = ?", (key,))
             db.execute(
@@ -410,6 +502,7 @@ class SQLiteStore(StoreBase):
 
     def _disconnect(self) -> None:
         self._decoded.clear()
+        self._embeddings.clear()
         db, self._db = self._db, None
         if db is not None:
             db.close()
@@ -434,8 +527,12 @@ def _prepare(db: sqlite3.Connection) -> bool:
     True when an older archive was migrated."""
     with _transaction(db):
         version = _refuse_newer(db)
-        for statement in _SCHEMA:
-            db.execute(statement)
+        db.execute(_SCHEMA[0])
+        db.execute(_SCHEMA[1])
+        columns = {row[1] for row in db.execute("PRAGMA table_info(vectors)")}
+        if "position" not in columns:  # files before schema 3
+            db.execute("ALTER TABLE vectors ADD COLUMN position INTEGER")
+        db.execute(_SCHEMA[2])
         if version == SCHEMA_VERSION:
             return False
         migrating = bool(

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from memory.recall import most_similar, rank_candidates, search_terms
-from memory.records import Around, Candidate, ConversationRecord, Embedded, Match, Message
+from memory.records import Around, Candidate, ConversationRecord, Embeddings, Match, Message
 
 Mutation = Callable[[ConversationRecord], ConversationRecord]
 Ranking = Callable[[Sequence[Match], Sequence[str]], list[Match]]
@@ -122,15 +122,15 @@ class StoreBase(ABC):
         """`nearest`, each message with its place in the archive where the store knows it."""
         if limit <= 0:
             return []
-        embedded = await self.embedded(key)
-        chosen = [embedded[i] for i in most_similar([e.vector for e in embedded], vector)[:limit]]
-        unread = [e.id for e in chosen if e.message is None]
+        embedded = await self.embedded(key, len(vector))
+        chosen = most_similar(embedded.matrix, vector, limit)
+        unread = [embedded.ids[i] for i in chosen if embedded.ids[i] not in embedded.messages]
         read = {m.id: m for m in await self.messages(key, unread)} if unread else {}
         found: list[Candidate] = []
-        for entry in chosen:
-            message = entry.message or read.get(entry.id)
+        for i in chosen:
+            message = embedded.messages.get(embedded.ids[i]) or read.get(embedded.ids[i])
             if message is not None:
-                found.append(Candidate(message, -1 if entry.order is None else entry.order))
+                found.append(Candidate(message, embedded.orders[i]))
         return found
 
     @abstractmethod
@@ -150,8 +150,9 @@ class StoreBase(ABC):
         """`load(key)` and `find_candidates(key, terms, limit, rank)` at once."""
 
     @abstractmethod
-    async def embedded(self, key: str) -> list[Embedded]:
-        """The embeddings kept for `key`'s archived messages (the newest, within a bound)."""
+    async def embedded(self, key: str, dimensions: int) -> Embeddings:
+        """The embeddings of `dimensions` kept for `key`'s archived messages (the newest, within
+        a bound)."""
 
     @abstractmethod
     async def messages(self, key: str, ids: Sequence[str]) -> list[Message]:

@@ -43,6 +43,7 @@ def imported_by(module: str) -> set[str]:
 @pytest.mark.parametrize("module", modules_of("memory"))
 def test_memory_knows_nothing_of_teams_settings_or_the_model_client(module: str) -> None:
     forbidden = {"app", "config", "bots", "model_client", "wiring", "replay_tool", "botbuilder"}
+    forbidden |= {"local_embeddings", "wordllama"}
     loaded = imported_by(module)
     assert {name for name in loaded if name.split(".")[0] in forbidden | {"openai"}} == set()
 

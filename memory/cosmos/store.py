@@ -40,7 +40,7 @@ from memory.cosmos.requests import (
     charged,
 )
 from memory.errors import StoreConflict, StoreError
-from memory.records import Around, Candidate, ConversationRecord, Embedded, Match, Message
+from memory.records import Around, Candidate, ConversationRecord, Embeddings, Match, Message
 from memory.store import Mutation, Ranking, StoreBase
 from memory.terms import terms_of
 
@@ -216,7 +216,7 @@ class CosmosStore(StoreBase):
         )
         return _best(rows, terms, limit, rank)
 
-    async def embedded(self, key: str) -> list[Embedded]:
+    async def embedded(self, key: str, dimensions: int) -> Embeddings:
         """The newest embedded messages: the local test server has no vector search, so Cosmos
         DB's own (VectorDistance) is not used yet."""
         rows = await self._archive_rows(
@@ -226,13 +226,21 @@ class CosmosStore(StoreBase):
             "search a memory's embeddings",
             extra_fields=", c.vector",
         )
-        found: list[Embedded] = []
-        for row in rows:
-            vector = _decode_vector(row.get("vector"))
-            if vector is not None:
-                [message] = _messages([row])
-                found.append(Embedded(message.id, vector, message, int(row.get("seq", 0))))
-        return found
+        usable = [
+            (row, vector)
+            for row in rows
+            if (vector := _decode_vector(row.get("vector"))) is not None
+            and vector.shape == (dimensions,)
+        ]
+        messages = _messages(row for row, _ in usable)
+        return Embeddings(
+            ids=tuple(m.id for m in messages),
+            orders=tuple(int(row.get("seq", 0)) for row, _ in usable),
+            matrix=np.array([vector for _, vector in usable], dtype=np.float32).reshape(
+                len(usable), dimensions
+            ),
+            messages={m.id: m for m in messages},
+        )
 
     async def messages(self, key: str, ids: Sequence[str]) -> list[Message]:
         """Never needed: `embedded` reads each message with its embedding."""

@@ -170,5 +170,6 @@ async def test_each_turn_logs_its_figures_and_no_content(
     words_sent = sum(len(m["content"].split()) for m in model_server.last_messages())
     assert figures["model_prompt_tokens"] == words_sent  # the model server counts words
     assert figures["model_completion_tokens"] == len("echo: my secret plan is tangerine".split())
-    assert figures["store_requests"] == 2  # the load with its archive search, then one write
+    # The load with its archive search, the embeddings to compare with, then one write.
+    assert figures["store_requests"] == 3
     assert "tangerine" not in caplog.text
