@@ -19,7 +19,7 @@ from typing import Any
 
 from memory.context import build_context
 from memory.recall import Embed, fuse
-from memory.records import Candidate, ChatMessage, ConversationRecord, Message, utc_now
+from memory.records import ChatMessage, ConversationRecord, Message, utc_now
 from memory.store import MemoryStore
 from memory.summary import Complete, summary_prompt
 from memory.trimming import recent_window
@@ -75,25 +75,28 @@ class ConversationMemory:
 
     async def prompt_for(self, key: str, text: str) -> list[ChatMessage]:
         """The messages to send the model when the person behind `key` says `text`."""
-        (record, lexical), semantic = await asyncio.gather(
-            self.store.load_ranked(key, [text], self.recall_limit),
-            self._closest(key, text, self.recall_limit),
+        # The best hits of each ranking come with the messages said around them (often the
+        # question they answer), read in the same request. The question is embedded while the
+        # record loads; the closest messages are then looked for among those the recent window
+        # does not show.
+        (record, lexical), vector = await asyncio.gather(
+            self.store.load_ranked(key, [text], self.recall_limit, self.neighboured_hits),
+            self._embedding_of(text),
         )
-        hits = (
-            fuse([lexical, semantic], self.recall_limit, RANKING_WEIGHTS) if semantic else lexical
-        )
-        in_window = {m.id for m in record.unsummarised}
-        # The best hits bring the messages said around them (often the question they answer).
-        best = [h for h in hits if h.order >= 0 and h.message.id not in in_window]
-        best = best[: self.neighboured_hits]
-        around = await self.store.neighbours(key, [h.order for h in best]) if best else {}
+        hits = lexical
+        if vector is not None and self.recall_limit > 0:
+            shown = frozenset(m.id for m in record.unsummarised)
+            semantic = await self.store.nearest_ranked(
+                key, vector, self.recall_limit, self.neighboured_hits, shown
+            )
+            hits = fuse([lexical, semantic], self.recall_limit, RANKING_WEIGHTS)
         return build_context(
             self.system_prompt,
             record,
             text,
             budget=self.context_tokens,
             recalled=[h.message for h in hits],
-            neighbours={h.message.id: around.get(h.order, (None, None)) for h in best},
+            neighbours={h.message.id: h.around for h in hits if h.around is not None},
             now=self.clock(),
         )
 
@@ -125,16 +128,17 @@ class ConversationMemory:
         if self.summarise and len(record.pending) >= self.summary_every:
             self._summarise_later(key)
 
-    async def _closest(self, key: str, text: str, limit: int) -> list[Candidate]:
-        """Semantic recall, when embeddings are configured; lexical recall carries on without."""
-        if self.embed is None or limit <= 0:
-            return []
+    async def _embedding_of(self, text: str) -> list[float] | None:
+        """The question's embedding, when there are embeddings; lexical recall carries on
+        without when the embeddings call fails."""
+        if self.embed is None:
+            return None
         try:
             [vector] = await self.embed([text])
         except Exception as error:
             log.warning("embedding failed, lexical recall only: %s", type(error).__name__)
-            return []
-        return await self.store.nearest_ranked(key, vector, limit)
+            return None
+        return vector
 
     async def _vectors(self, messages: Sequence[Message]) -> dict[str, list[float]] | None:
         if self.embed is None:

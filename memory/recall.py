@@ -116,6 +116,7 @@ def fuse(
         for rank, candidate in enumerate(ranking):
             id_ = candidate.message.id
             scores[id_] = scores.get(id_, 0.0) + weight / (FUSION_K + rank)
-            found.setdefault(id_, candidate)
+            if id_ not in found or found[id_].around is None:  # keep what was read around it
+                found[id_] = candidate
     best = sorted(scores, key=lambda id_: -scores[id_])[:limit]
     return [found[id_] for id_ in best]

@@ -110,6 +110,10 @@ def _optional_time(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+Around = tuple["Message | None", "Message | None"]
+"""The messages said just before and just after an archived one (None at either end)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Match:
     """What ranking needs to know of an archived message a search found (not its text)."""
@@ -133,6 +137,8 @@ class Candidate:
     """The search's terms the message holds."""
     length: int = 0
     """How many distinct terms the message holds in all."""
+    around: Around | None = None
+    """The messages said just before and after it, where the store was asked for them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +151,3 @@ class Embeddings:
     matrix: Any  # float32 numpy array, one row per id
     messages: Mapping[str, Message] = field(default_factory=dict)
     """Those the store read along with their embeddings, by id."""
-
-
-Around = tuple[Message | None, Message | None]
-"""The messages said just before and just after an archived one (None at either end)."""

@@ -19,9 +19,10 @@ import json
 import logging
 import sqlite3
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -29,7 +30,7 @@ import numpy as np
 
 from memory.errors import StoreError, StoreUnavailable
 from memory.records import Around, Candidate, ConversationRecord, Embeddings, Match, Message
-from memory.store import Mutation, Ranking, StoreBase
+from memory.store import Mutation, Ranking, Similarity, StoreBase
 from memory.terms import terms_of
 from telemetry import record_store_request
 
@@ -238,17 +239,32 @@ class SQLiteStore(StoreBase):
         return await self._run("search SQLite", self._best, key, terms, limit, rank)
 
     async def load_with_candidates(
-        self, key: str, terms: Sequence[str], limit: int, rank: Ranking
+        self, key: str, terms: Sequence[str], limit: int, rank: Ranking, around: int
     ) -> tuple[ConversationRecord, list[Candidate]]:
         record_store_request()
         return await self._run(
-            "read from SQLite", self._load_with_candidates, key, terms, limit, rank
+            "read from SQLite", self._load_with_candidates, key, terms, limit, rank, around
         )
 
     def _load_with_candidates(
-        self, key: str, terms: Sequence[str], limit: int, rank: Ranking
+        self, key: str, terms: Sequence[str], limit: int, rank: Ranking, around: int
     ) -> tuple[ConversationRecord, list[Candidate]]:
-        return self._load(key), self._best(key, terms, limit, rank)
+        record = self._load(key)
+        shown = {m.id for m in record.unsummarised}  # the prompt shows these anyway
+        return record, self._with_neighbours(
+            key, self._best(key, terms, limit, rank), around, shown
+        )
+
+    def _with_neighbours(
+        self, key: str, candidates: list[Candidate], around: int, shown: Set[str] = frozenset()
+    ) -> list[Candidate]:
+        """The first `around` candidates with the messages said just before and after them
+        (those the prompt shows anyway, `shown`, need none)."""
+        placed = [c for c in candidates[:around] if c.order >= 0 and c.message.id not in shown]
+        if not placed:
+            return candidates
+        found = self._neighbours(key, [c.order for c in placed])
+        return [replace(c, around=found[c.order]) if c.order in found else c for c in candidates]
 
     def _best(self, key: str, terms: Sequence[str], limit: int, rank: Ranking) -> list[Candidate]:
         """The matches ranked on what the index holds; only the best `limit` are read whole."""
@@ -339,9 +355,40 @@ class SQLiteStore(StoreBase):
             found.append(Match(rowid, matched, words.count(" ") + 1 if words else 0))
         return found
 
-    async def embedded(self, key: str, dimensions: int) -> Embeddings:
+    async def nearest_candidates(
+        self,
+        key: str,
+        vector: Sequence[float],
+        limit: int,
+        similar: Similarity,
+        around: int,
+        shown: Set[str],
+    ) -> list[Candidate]:
         record_store_request()
-        return await self._run("search SQLite", self._embedded, key, dimensions)
+        return await self._run(
+            "search SQLite", self._nearest, key, vector, limit, similar, around, shown
+        )
+
+    def _nearest(
+        self,
+        key: str,
+        vector: Sequence[float],
+        limit: int,
+        similar: Similarity,
+        around: int,
+        shown: Set[str],
+    ) -> list[Candidate]:
+        embedded = self._embedded(key, len(vector))
+        # Asked for `shown` more than wanted: those are dropped before any text is read.
+        closest = similar(embedded.matrix, vector, limit + len(shown))
+        chosen = [i for i in closest if embedded.ids[i] not in shown][:limit]
+        by_id = {m.id: m for m in self._messages(key, [embedded.ids[i] for i in chosen])}
+        found = [
+            Candidate(by_id[embedded.ids[i]], embedded.orders[i])
+            for i in chosen
+            if embedded.ids[i] in by_id
+        ]
+        return self._with_neighbours(key, found, around, shown)
 
     def _embedded(self, key: str, dimensions: int) -> Embeddings:
         """The person's newest NEWEST_EMBEDDED embeddings of `dimensions`, from memory where
@@ -394,13 +441,9 @@ class SQLiteStore(StoreBase):
                 matrix=np.concatenate([kept.matrix, rows])[-keep:],
             )
 
-    async def messages(self, key: str, ids: Sequence[str]) -> list[Message]:
+    def _messages(self, key: str, ids: Sequence[str]) -> list[Message]:
         if not ids:
             return []
-        record_store_request()
-        return await self._run("read from SQLite", self._messages, key, ids)
-
-    def _messages(self, key: str, ids: Sequence[str]) -> list[Message]:
         db = self._connection()
         marks = ",".join("?" * len(ids))
         placed = db.execute(
@@ -422,12 +465,6 @@ class SQLiteStore(StoreBase):
             (_person(key), key, *ids),
         )
         return [_archived(*row) for row in rows]
-
-    async def neighbours(self, key: str, orders: Sequence[int]) -> dict[int, Around]:
-        if not orders:
-            return {}
-        record_store_request()
-        return await self._run("read from SQLite", self._neighbours, key, orders)
 
     def _neighbours(self, key: str, orders: Sequence[int]) -> dict[int, Around]:
         """A turn's messages are written together, so a message's neighbours are usually the

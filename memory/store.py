@@ -6,27 +6,27 @@ summaries or prompts. `update` is a compare-and-swap loop, so the merge policy l
 
 `StoreBase` does the shared work once: it reads a search's terms and hands the backend
 `memory.recall`'s ranking, so every backend ranks alike. A backend supplies only the primitives:
-find candidates and have them ranked (with or without the record), list embeddings, read
-messages by id, read the messages around a place in the archive.
+find candidates and have them ranked (with or without the record), and find the messages whose
+embeddings are closest with the comparison they are handed; each with the messages said around
+the best ones where asked.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol
+from collections.abc import Callable, Mapping, Sequence, Set
+from typing import Any, Protocol
 
 from memory.recall import most_similar, rank_candidates, search_terms
-from memory.records import Around, Candidate, ConversationRecord, Embeddings, Match, Message
+from memory.records import Candidate, ConversationRecord, Match, Message
 
 Mutation = Callable[[ConversationRecord], ConversationRecord]
 Ranking = Callable[[Sequence[Match], Sequence[str]], list[Match]]
 """How a store is told to order what it found: best first (`memory.recall.rank_candidates`).
 Stores rank matches before reading their text, so only the best are read."""
-
-
-def _rank(matches: Sequence[Match], terms: Sequence[str]) -> list[Match]:
-    return rank_candidates(matches, terms)
+Similarity = Callable[[Any, Sequence[float], int], list[int]]
+"""How a store is told to compare embeddings (`memory.recall.most_similar`): the indexes of the
+rows of a matrix closest to a vector, best first."""
 
 
 class MemoryStore(Protocol):
@@ -61,20 +61,25 @@ class MemoryStore(Protocol):
         hand-over to the store's thread (SQLite) where two would otherwise be needed."""
 
     async def load_ranked(
-        self, key: str, terms: Sequence[str], limit: int
+        self, key: str, terms: Sequence[str], limit: int, around: int = 0
     ) -> tuple[ConversationRecord, list[Candidate]]:
-        """`load_with_matches`, each match with its place in the archive."""
+        """`load_with_matches`, each match with its place in the archive, and the best `around`
+        with the messages said just before and after them."""
 
     async def nearest(self, key: str, vector: Sequence[float], limit: int) -> list[Message]:
         """Archived messages of `key` whose embeddings are closest to `vector`, closest first."""
 
     async def nearest_ranked(
-        self, key: str, vector: Sequence[float], limit: int
+        self,
+        key: str,
+        vector: Sequence[float],
+        limit: int,
+        around: int = 0,
+        shown: Set[str] = frozenset(),
     ) -> list[Candidate]:
-        """`nearest`, each message with its place in the archive where known (else -1)."""
-
-    async def neighbours(self, key: str, orders: Sequence[int]) -> dict[int, Around]:
-        """For each place in `key`'s archive, the messages just before and just after it."""
+        """`nearest`, each message with its place in the archive where known (else -1), and
+        the best `around` with the messages said just before and after them; none of `shown`
+        (what the prompt shows anyway)."""
 
     async def archived(self, key: str, limit: int) -> list[Message]:
         """The newest `limit` archived messages of `key`, oldest first (for export)."""
@@ -105,33 +110,27 @@ class StoreBase(ABC):
         return record, [c.message for c in ranked]
 
     async def load_ranked(
-        self, key: str, terms: Sequence[str], limit: int
+        self, key: str, terms: Sequence[str], limit: int, around: int = 0
     ) -> tuple[ConversationRecord, list[Candidate]]:
-        """`load_with_matches`, each match with its place in the archive."""
         wanted = search_terms(terms)
         if not wanted or limit <= 0:
             return await self.load(key), []
-        return await self.load_with_candidates(key, wanted, limit, _rank)
+        return await self.load_with_candidates(key, wanted, limit, _rank, around)
 
     async def nearest(self, key: str, vector: Sequence[float], limit: int) -> list[Message]:
         return [c.message for c in await self.nearest_ranked(key, vector, limit)]
 
     async def nearest_ranked(
-        self, key: str, vector: Sequence[float], limit: int
+        self,
+        key: str,
+        vector: Sequence[float],
+        limit: int,
+        around: int = 0,
+        shown: Set[str] = frozenset(),
     ) -> list[Candidate]:
-        """`nearest`, each message with its place in the archive where the store knows it."""
         if limit <= 0:
             return []
-        embedded = await self.embedded(key, len(vector))
-        chosen = most_similar(embedded.matrix, vector, limit)
-        unread = [embedded.ids[i] for i in chosen if embedded.ids[i] not in embedded.messages]
-        read = {m.id: m for m in await self.messages(key, unread)} if unread else {}
-        found: list[Candidate] = []
-        for i in chosen:
-            message = embedded.messages.get(embedded.ids[i]) or read.get(embedded.ids[i])
-            if message is not None:
-                found.append(Candidate(message, embedded.orders[i]))
-        return found
+        return await self.nearest_candidates(key, vector, limit, most_similar, around, shown)
 
     @abstractmethod
     async def load(self, key: str) -> ConversationRecord: ...
@@ -145,19 +144,25 @@ class StoreBase(ABC):
 
     @abstractmethod
     async def load_with_candidates(
-        self, key: str, terms: Sequence[str], limit: int, rank: Ranking
+        self, key: str, terms: Sequence[str], limit: int, rank: Ranking, around: int
     ) -> tuple[ConversationRecord, list[Candidate]]:
-        """`load(key)` and `find_candidates(key, terms, limit, rank)` at once."""
+        """`load(key)` and `find_candidates(key, terms, limit, rank)` at once, the best `around`
+        of them with the messages said just before and after them."""
 
     @abstractmethod
-    async def embedded(self, key: str, dimensions: int) -> Embeddings:
-        """The embeddings of `dimensions` kept for `key`'s archived messages (the newest, within
-        a bound)."""
+    async def nearest_candidates(
+        self,
+        key: str,
+        vector: Sequence[float],
+        limit: int,
+        similar: Similarity,
+        around: int,
+        shown: Set[str],
+    ) -> list[Candidate]:
+        """The `limit` archived messages of `key`, none of `shown`, whose embeddings `similar`
+        finds closest to `vector` (among the newest, within a bound), the best `around` with the
+        messages said just before and after them."""
 
-    @abstractmethod
-    async def messages(self, key: str, ids: Sequence[str]) -> list[Message]:
-        """The archived messages of `key` with these ids, in no particular order."""
 
-    @abstractmethod
-    async def neighbours(self, key: str, orders: Sequence[int]) -> dict[int, Around]:
-        """For each place in `key`'s archive, the messages just before and just after it."""
+def _rank(matches: Sequence[Match], terms: Sequence[str]) -> list[Match]:
+    return rank_candidates(matches, terms)

@@ -19,9 +19,9 @@ import logging
 import random
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence, Set
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -41,7 +41,7 @@ from memory.cosmos.requests import (
 )
 from memory.errors import StoreConflict, StoreError
 from memory.records import Around, Candidate, ConversationRecord, Embeddings, Match, Message
-from memory.store import Mutation, Ranking, StoreBase
+from memory.store import Mutation, Ranking, Similarity, StoreBase
 from memory.terms import terms_of
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ class CosmosStore(StoreBase):
         return stored.record
 
     async def load_with_candidates(
-        self, key: str, terms: Sequence[str], limit: int, rank: Ranking
+        self, key: str, terms: Sequence[str], limit: int, rank: Ranking, around: int
     ) -> tuple[ConversationRecord, list[Candidate]]:
         """The record and the archive's candidate matches in one query inside the partition.
 
@@ -158,7 +158,9 @@ class CosmosStore(StoreBase):
         stored = self._stored(key, found[0]) if found else await self._read(container, key)
         self._keep_read(key, stored)
         messages = [row for row in rows if row.get("id") != RECORD_ITEM_ID]
-        return stored.record, _best(messages, terms, limit, rank)
+        shown = {m.id for m in stored.record.unsummarised}  # the prompt shows these anyway
+        best = await self._with_neighbours(key, _best(messages, terms, limit, rank), around, shown)
+        return stored.record, best
 
     def _keep_read(self, key: str, stored: _StoredRecord) -> None:
         # A turn loads the record, then saves it: the save starts from this read (and its etag)
@@ -216,7 +218,36 @@ class CosmosStore(StoreBase):
         )
         return _best(rows, terms, limit, rank)
 
-    async def embedded(self, key: str, dimensions: int) -> Embeddings:
+    async def nearest_candidates(
+        self,
+        key: str,
+        vector: Sequence[float],
+        limit: int,
+        similar: Similarity,
+        around: int,
+        shown: Set[str],
+    ) -> list[Candidate]:
+        embedded = await self._embedded(key, len(vector))
+        closest = similar(embedded.matrix, vector, limit + len(shown))
+        found = [
+            Candidate(embedded.messages[embedded.ids[i]], embedded.orders[i])
+            for i in closest
+            if embedded.ids[i] not in shown
+        ][:limit]
+        return await self._with_neighbours(key, found, around, shown)
+
+    async def _with_neighbours(
+        self, key: str, candidates: list[Candidate], around: int, shown: Set[str] = frozenset()
+    ) -> list[Candidate]:
+        """The first `around` candidates with the messages said just before and after them
+        (those the prompt shows anyway, `shown`, need none)."""
+        placed = [c for c in candidates[:around] if c.order >= 0 and c.message.id not in shown]
+        if not placed:
+            return candidates
+        found = await self._neighbours(key, [c.order for c in placed])
+        return [replace(c, around=found[c.order]) if c.order in found else c for c in candidates]
+
+    async def _embedded(self, key: str, dimensions: int) -> Embeddings:
         """The newest embedded messages: the local test server has no vector search, so Cosmos
         DB's own (VectorDistance) is not used yet."""
         rows = await self._archive_rows(
@@ -242,11 +273,7 @@ class CosmosStore(StoreBase):
             messages={m.id: m for m in messages},
         )
 
-    async def messages(self, key: str, ids: Sequence[str]) -> list[Message]:
-        """Never needed: `embedded` reads each message with its embedding."""
-        return []
-
-    async def neighbours(self, key: str, orders: Sequence[int]) -> dict[int, Around]:
+    async def _neighbours(self, key: str, orders: Sequence[int]) -> dict[int, Around]:
         """One query for the messages said within NEIGHBOUR_SPAN of each place (`seq` is in
         milliseconds x 1,000), then the nearest before and after each."""
         if not orders:
