@@ -86,7 +86,7 @@ def main() -> int:
         settings.port,
         store.describe(),
         model.describe(),
-        describe_embeddings(model),
+        describe_embeddings(settings, model),
         auth,
         "; telemetry to Application Insights" if exporting else "",
     )

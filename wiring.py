@@ -60,15 +60,20 @@ def create_memory(
         summary_every=settings.memory_summary_every,
         summary_concurrency=settings.memory_summary_concurrency,
         summarise=model.complete if summarise else None,
-        embed=embeddings_for(model),
+        embed=embeddings_for(settings, model),
     )
 
 
-def embeddings_for(model: ChatModel) -> Embed | None:
-    """The configured embeddings deployment, else the local model that ships with the bot
-    (offline, CPU); None, and lexical recall only, if even that cannot be read."""
+def embeddings_for(settings: Settings, model: ChatModel) -> Embed | None:
+    """The configured embeddings deployment; else, in the embedded default (SQLite), the local
+    model that ships with the bot (offline, CPU). On Cosmos DB without a deployment, none:
+    comparing there means reading a person's newest embeddings in every turn's request, which
+    costs request units an operator did not ask for. None, and lexical recall only, also if the
+    local model cannot be read."""
     if model.can_embed:
         return model.embed
+    if settings.memory_store != "sqlite":
+        return None
     try:
         return local_embeddings().embed
     except LocalEmbeddingsUnavailable as error:
@@ -76,10 +81,12 @@ def embeddings_for(model: ChatModel) -> Embed | None:
         return None
 
 
-def describe_embeddings(model: ChatModel) -> str:
+def describe_embeddings(settings: Settings, model: ChatModel) -> str:
     """For the start-up line: which embeddings semantic recall uses."""
     if model.can_embed:
         return "the configured embeddings deployment"
+    if settings.memory_store != "sqlite":
+        return "none (configure an embeddings deployment)"
     try:
         return local_embeddings().describe()
     except LocalEmbeddingsUnavailable:
