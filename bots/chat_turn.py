@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from botbuilder.core import TurnContext
 from botbuilder.schema import Activity, ActivityTypes
 
+from bots.identity import is_group_conversation
 from bots.limits import RateLimiter
 from bots.replies import answer_activity, send_streamed
 from bots.wording import RATE_LIMITED, REPLY_NOT_SAVED, TOO_LONG, model_failed
@@ -26,6 +27,7 @@ from telemetry import TurnMetrics, log_turn, measure_turn
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_CHARS = 16_000
+MAX_AUTHOR_CHARS = 64
 
 
 class ChatTurn:
@@ -59,29 +61,29 @@ class ChatTurn:
         started = time.perf_counter()
         with measure_turn() as metrics:
             try:
-                outcome = await self._answer(turn_context, key, text)
+                outcome = await self._answer(turn_context, key, text, author_of(turn_context))
             except StoreError:
                 _log_turn(metrics, started, "store-unavailable")
                 raise
         _log_turn(metrics, started, outcome)
 
-    async def _answer(self, turn_context: TurnContext, key: str, text: str) -> str:
+    async def _answer(self, turn_context: TurnContext, key: str, text: str, author: str) -> str:
         """One chat turn; returns its outcome for the turn's log line."""
         prompt = None
         try:
             if streams_in(turn_context.activity):
-                prompt = await self.memory.prompt_for(key, text)
+                prompt = await self.memory.prompt_for(key, text, author=author)
                 reply = await send_streamed(turn_context, self.model.stream(prompt))
             else:
                 async with self._typing(turn_context):
-                    prompt = await self.memory.prompt_for(key, text)
+                    prompt = await self.memory.prompt_for(key, text, author=author)
                     reply = await self.model.complete(prompt)
                 await turn_context.send_activity(answer_activity(reply))
         except StoreError:
             raise  # not read, so nothing to remember either
         except ModelError as error:
             log.warning("model call failed: %s (%s)", type(error).__name__, error)
-            kept = await self._remember(key, text, None)
+            kept = await self._remember(key, text, None, author)
             await turn_context.send_activity(model_failed(error, kept))
             return "model-failed"
         except Exception as error:
@@ -89,17 +91,17 @@ class ChatTurn:
                 raise  # not even the prompt was built: the adapter's turn-error handler answers
             # The person never saw the reply: keep their message, not an answer they did not get.
             log.error("sending the reply failed: %s", type(error).__name__, exc_info=True)
-            await self._remember(key, text, None)
+            await self._remember(key, text, None, author)
             return "reply-failed"
-        if not await self._remember(key, text, reply):
+        if not await self._remember(key, text, reply, author):
             await turn_context.send_activity(REPLY_NOT_SAVED)
             return "not-saved"
         return "answered"
 
-    async def _remember(self, key: str, text: str, reply: str | None) -> bool:
+    async def _remember(self, key: str, text: str, reply: str | None, author: str) -> bool:
         """Whether the exchange was saved; a failed save is told by the caller, in context."""
         try:
-            await self.memory.remember(key, text, reply)
+            await self.memory.remember(key, text, reply, author=author)
         except StoreError as error:
             log.error("memory save failed: %s: %s", type(error).__name__, error)
             return False
@@ -126,6 +128,18 @@ class ChatTurn:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def author_of(turn_context: TurnContext) -> str:
+    """Who is speaking, where several people share the memory (group chats and channels), so
+    that remembered lines say who said them; "" in personal chat. The display name, on one line
+    and cut short: it is only a label for the model, never an identity."""
+    activity = turn_context.activity
+    if not is_group_conversation(activity):
+        return ""
+    sender = activity.from_property
+    name = (sender.name or sender.id or "") if sender else ""
+    return " ".join(str(name).split())[:MAX_AUTHOR_CHARS] or "someone"
 
 
 def streams_in(activity: Activity) -> bool:

@@ -73,8 +73,9 @@ class ConversationMemory:
         # model's rate limit and the process's time); the others wait their turn.
         self._summary_slots = asyncio.Semaphore(max(1, summary_concurrency))
 
-    async def prompt_for(self, key: str, text: str) -> list[ChatMessage]:
-        """The messages to send the model when the person behind `key` says `text`."""
+    async def prompt_for(self, key: str, text: str, *, author: str = "") -> list[ChatMessage]:
+        """The messages to send the model when the person behind `key` (or, in a memory several
+        people share, `author`) says `text`."""
         # The best hits of each ranking come with the messages said around them (often the
         # question they answer), read in the same request. The question is embedded while the
         # record loads; the closest messages are then looked for among those the recent window
@@ -98,14 +99,23 @@ class ConversationMemory:
             recalled=[h.message for h in hits],
             neighbours={h.message.id: h.around for h in hits if h.around is not None},
             now=self.clock(),
+            author=author,
         )
 
     async def remember(
-        self, key: str, user_text: str, reply: str | None = None, *, at: datetime | None = None
+        self,
+        key: str,
+        user_text: str,
+        reply: str | None = None,
+        *,
+        at: datetime | None = None,
+        author: str = "",
     ) -> None:
-        """Keep the person's message and, when there is one, the bot's reply, as one turn."""
+        """Keep the person's message and, when there is one, the bot's reply, as one turn.
+
+        `author` names who said it where several people share the memory (a group chat)."""
         now = at or self.clock()
-        turn = [Message("user", user_text, now)]
+        turn = [Message("user", user_text, now, author=author)]
         if reply is not None:
             turn.append(Message("assistant", reply, now))
 

@@ -33,14 +33,19 @@ class Message:
     content: str
     at: datetime = field(default_factory=utc_now)
     id: str = field(default_factory=new_message_id)
+    author: str = ""
+    """Who said it, where several people share one memory (a group chat); empty otherwise."""
 
     def to_json(self) -> dict[str, str]:
-        return {
+        data = {
             "id": self.id,
             "role": self.role,
             "content": self.content,
             "at": self.at.isoformat(),
         }
+        if self.author:
+            data["author"] = self.author
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Message:
@@ -52,6 +57,7 @@ class Message:
             content=str(data["content"]),
             at=datetime.fromisoformat(data["at"]),
             id=str(data.get("id") or new_message_id()),
+            author=str(data.get("author") or ""),
         )
 
 

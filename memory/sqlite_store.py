@@ -48,7 +48,7 @@ _TEXT_COLUMN = {0: "content", 2: "text"}
 _ARCHIVE = """
     CREATE VIRTUAL TABLE {name} USING fts5(
         words, owner, text UNINDEXED, key UNINDEXED, id UNINDEXED, role UNINDEXED,
-        at UNINDEXED, tokenize = 'unicode61 remove_diacritics 2'
+        at UNINDEXED, author UNINDEXED, tokenize = 'unicode61 remove_diacritics 2'
     )
 """  # `text`, not schema 0's `content`: an older MemoryBot's insert fails, not lands unindexed
 _SCHEMA = (
@@ -200,8 +200,8 @@ class SQLiteStore(StoreBase):
             owner = _owner(key)
             for m in archive:  # one at a time: each message's rowid is its place in the archive
                 inserted = db.execute(
-                    "INSERT INTO archive (words, owner, text, key, id, role, at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO archive (words, owner, text, key, id, role, at, author) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         _words_of(owner, m.content),
                         owner,
@@ -210,6 +210,7 @@ class SQLiteStore(StoreBase):
                         m.id,
                         m.role,
                         m.at.isoformat(),
+                        m.author,
                     ),
                 )
                 positions[m.id] = inserted.lastrowid
@@ -273,10 +274,10 @@ class SQLiteStore(StoreBase):
             return []
         marks = ",".join("?" * len(best))
         rows = self._connection().execute(
-            f"SELECT rowid, id, role, text, at FROM archive WHERE rowid IN ({marks})",  # noqa: S608
+            f"SELECT rowid, id, role, text, at, author FROM archive WHERE rowid IN ({marks})",  # noqa: S608
             [match.order for match in best],
         )
-        read = {rowid: _archived(id_, role, text, at) for rowid, id_, role, text, at in rows}
+        read = {row[0]: _archived(*row[1:]) for row in rows}
         return [
             Candidate(read[m.order], m.order, m.matched, m.length) for m in best if m.order in read
         ]
@@ -454,13 +455,13 @@ class SQLiteStore(StoreBase):
         if len(placed) == len(ids):  # read by their place in the archive: no scan
             rowids = [row[0] for row in placed]
             rows = db.execute(
-                "SELECT id, role, text, at FROM archive WHERE rowid IN "  # noqa: S608
+                "SELECT id, role, text, at, author FROM archive WHERE rowid IN "  # noqa: S608
                 f"({','.join('?' * len(rowids))}) AND key = ?",
                 (*rowids, key),
             )
             return [_archived(*row) for row in rows]
         rows = db.execute(
-            "SELECT id, role, text, at FROM archive WHERE archive MATCH ? AND key = ? "  # noqa: S608
+            "SELECT id, role, text, at, author FROM archive WHERE archive MATCH ? AND key = ? "  # noqa: S608
             f"AND id IN ({marks})",
             (_person(key), key, *ids),
         )
@@ -474,10 +475,10 @@ class SQLiteStore(StoreBase):
         around = sorted({order + step for order in orders for step in (-1, 1)})
         marks = ",".join("?" * len(around))
         rows = db.execute(
-            f"SELECT rowid, id, role, text, at, key FROM archive WHERE rowid IN ({marks})",  # noqa: S608
+            f"SELECT rowid, id, role, text, at, author, key FROM archive WHERE rowid IN ({marks})",  # noqa: S608
             around,
         )
-        adjacent = {row[0]: _archived(*row[1:5]) for row in rows if row[5] == key}
+        adjacent = {row[0]: _archived(*row[1:6]) for row in rows if row[6] == key}
         found: dict[int, Around] = {}
         for order in orders:
             before, after = adjacent.get(order - 1), adjacent.get(order + 1)
@@ -494,7 +495,7 @@ class SQLiteStore(StoreBase):
     ) -> Message | None:
         """The person's message nearest `order` on one side (FTS5 walks their rows in order)."""
         row = db.execute(
-            "SELECT id, role, text, at FROM archive WHERE archive MATCH ? AND key = ? "  # noqa: S608
+            "SELECT id, role, text, at, author FROM archive WHERE archive MATCH ? AND key = ? "  # noqa: S608
             f"AND rowid {sign} ? ORDER BY rowid {direction} LIMIT 1",
             (_person(key), key, order),
         ).fetchone()
@@ -505,7 +506,7 @@ class SQLiteStore(StoreBase):
 
     def _archived(self, key: str, limit: int) -> list[Message]:
         rows = self._connection().execute(
-            "SELECT id, role, text, at FROM archive WHERE archive MATCH ? AND key = ? "
+            "SELECT id, role, text, at, author FROM archive WHERE archive MATCH ? AND key = ? "
             "ORDER BY at DESC, rowid DESC LIMIT ?",
             (_person(key), key, limit),
         )
@@ -614,8 +615,8 @@ def _migrate_archive(db: sqlite3.Connection, text_column: str) -> None:
     )
     while batch := rows.fetchmany(1000):
         db.executemany(
-            "INSERT INTO archive_next (rowid, words, owner, text, key, id, role, at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO archive_next (rowid, words, owner, text, key, id, role, at, author) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, '')",
             [
                 (rowid, _words_of(owner, text), owner, text, key, id_, role, at)
                 for rowid, text, key, id_, role, at in batch
@@ -669,5 +670,7 @@ def _person(key: str) -> str:
     return f'owner:"{_owner(key)}"'
 
 
-def _archived(id_: str, role: str, content: str, at: str) -> Message:
-    return Message.from_json({"id": id_, "role": role, "content": content, "at": at})
+def _archived(id_: str, role: str, content: str, at: str, author: str | None = "") -> Message:
+    return Message.from_json(
+        {"id": id_, "role": role, "content": content, "at": at, "author": author}
+    )

@@ -491,7 +491,7 @@ class CosmosStore(StoreBase):
         """
         container = self._open_container()
         partition = partition_key_for(key)
-        fields = "c.messageId, c.role, c.content, c.at, c.seq, c.terms" + extra_fields
+        fields = "c.messageId, c.role, c.content, c.at, c.seq, c.terms, c.author" + extra_fields
         # Only fixed text and parameter names are joined here; every value is a parameter.
         query = (
             f"SELECT TOP @top {fields} FROM c "  # noqa: S608

@@ -67,11 +67,11 @@ class StandInMemory:
         if name in self.failing:
             raise StoreUnavailable(f"{name} failed")
 
-    async def prompt_for(self, key: str, text: str) -> list[dict[str, str]]:
+    async def prompt_for(self, key: str, text: str, *, author: str = "") -> list[dict[str, str]]:
         self._call("prompt_for")
         return [{"role": "user", "content": text}]
 
-    async def remember(self, key: str, text: str, reply: str | None) -> None:
+    async def remember(self, key: str, text: str, reply: str | None, *, author: str = "") -> None:
         self._call("remember")
         self.remembered.append((text, reply))
 

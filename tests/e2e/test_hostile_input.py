@@ -26,6 +26,7 @@ from tests.support.activities import (
     BOT_ID,
     TENANT_ID,
     USER_AAD_OBJECT_ID,
+    USER_NAME,
     conversation_update,
     emulator_message,
     teams_message,
@@ -310,7 +311,7 @@ async def test_the_mention_of_the_bot_is_removed_literally_not_as_a_pattern(
     assert errors == [], f"the @mention of {bot_name!r} broke the turn: {errors}"
     assert model_server.last_messages()[-1] == {
         "role": "user",
-        "content": "remember the launch code 7731",
+        "content": f"{USER_NAME}: remember the launch code 7731",  # a group names the speaker
     }
 
 

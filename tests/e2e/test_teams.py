@@ -10,6 +10,7 @@ from tests.e2e.conftest import AppFactory
 from tests.support.activities import (
     TENANT_ID,
     USER_AAD_OBJECT_ID,
+    USER_NAME,
     conversation_update,
     emulator_message,
     installation_update,
@@ -108,8 +109,11 @@ async def test_in_a_group_chat_the_bot_answers_only_when_mentioned(
             service_url=connector.url,
         )
     )
-    assert connector.texts() == ["echo: what's our deadline?"]
-    assert model_server.last_messages()[-1] == {"role": "user", "content": "what's our deadline?"}
+    assert connector.texts() == [f"echo: {USER_NAME}: what's our deadline?"]
+    # In a group the model is told who is speaking; only the system prompt is a system message.
+    sent = model_server.last_messages()
+    assert sent[-1] == {"role": "user", "content": f"{USER_NAME}: what's our deadline?"}
+    assert [m["role"] for m in sent].count("system") == 1
 
 
 async def test_a_group_never_sees_a_persons_private_memory(

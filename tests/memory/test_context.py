@@ -6,7 +6,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memory.context import CUT_MARKER, RECALL_HEADING, SUMMARY_HEADING, build_context
+from memory.context import (
+    CUT_MARKER,
+    MEMORY_END,
+    MEMORY_HEADING,
+    RECALL_HEADING,
+    SUMMARY_HEADING,
+    build_context,
+)
 from memory.records import ConversationRecord, Message
 from memory.tokens import count_tokens, prompt_tokens
 
@@ -99,17 +106,23 @@ def test_summary_and_recalled_messages_come_before_recent_ones_with_dates() -> N
     )
     recalled = [Message("user", "My manager is Grace Hopper", LAST_WEEK)]
     prompt = build_context("system", record, "who is my manager?", budget=2000, recalled=recalled)
-    assert prompt[1]["content"] == SUMMARY_HEADING + "Ada leads Project Falcon."
-    assert prompt[2]["content"].startswith(RECALL_HEADING)
-    assert "\n2026-11-18:\n- they said: My manager is Grace Hopper" in prompt[2]["content"]
-    assert [m["content"] for m in prompt[3:]] == ["hi", "hello", "who is my manager?"]
+    assert prompt[1]["role"] == "user"
+    assert prompt[1]["content"] == (
+        MEMORY_HEADING
+        + SUMMARY_HEADING
+        + "Ada leads Project Falcon.\n"
+        + RECALL_HEADING
+        + "\n2026-11-18:\n- they said: My manager is Grace Hopper"
+        + MEMORY_END
+    )
+    assert [m["content"] for m in prompt[2:]] == ["hi", "hello", "who is my manager?"]
 
 
 def test_recalled_messages_already_in_the_window_are_not_repeated() -> None:
     window = turns(("My manager is Grace Hopper", "noted"))
     record = ConversationRecord(key="k", messages=window)
     prompt = build_context("system", record, "manager?", budget=2000, recalled=[window[0]])
-    assert not any(m["content"].startswith(RECALL_HEADING) for m in prompt)
+    assert not any(m["content"].startswith(MEMORY_HEADING) for m in prompt)
 
 
 def test_recall_fills_what_the_current_conversation_leaves() -> None:
@@ -127,7 +140,7 @@ def test_recall_fills_what_the_current_conversation_leaves() -> None:
     ]
     now = yesterday + timedelta(days=1)
     prompt = build_context("system", record, "q", budget=1500, recalled=recalled, now=now)
-    recall = next(m["content"] for m in prompt if m["content"].startswith(RECALL_HEADING))
+    recall = next(m["content"] for m in prompt if m["content"].startswith(MEMORY_HEADING))
     kept = [n for n in range(80) if f"fact {n}: " in recall]
     assert kept == list(range(len(kept)))  # best first while they fit
     assert len(kept) >= 25

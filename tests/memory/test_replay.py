@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from memory.context import RECALL_HEADING, SUMMARY_HEADING
+from memory.context import MEMORY_HEADING, SUMMARY_HEADING
 from memory.summary import INSTRUCTIONS
 from memory.tokens import prompt_tokens
 from tests.support.fake_openai import FakeOpenAI
@@ -67,7 +67,7 @@ async def test_each_question_gets_the_exact_prompt_within_the_budget(tmp_path: P
     first = lines[0]["messages"]
     assert prompt_tokens(first) <= 800
     assert first[-1] == {"role": "user", "content": "Who is my manager?"}
-    recall = next(m["content"] for m in first if m["content"].startswith(RECALL_HEADING))
+    recall = next(m["content"] for m in first if m["content"].startswith(MEMORY_HEADING))
     assert "\n2026-10-03:\n- they said: My manager's name is Grace Hopper." in recall
     assert first[-2] == {"role": "assistant", "content": "noted 299"}
 
@@ -91,10 +91,10 @@ async def test_summaries_use_the_configured_model(tmp_path: Path) -> None:
         ]
     assert len(summary_calls) >= 4
     messages = json.loads(out)["messages"]
-    assert messages[1] == {
-        "role": "system",
-        "content": SUMMARY_HEADING + "Summary: slides are in progress.",
-    }
+    assert messages[1]["role"] == "user"
+    assert messages[1]["content"].startswith(
+        MEMORY_HEADING + SUMMARY_HEADING + "Summary: slides are in progress."
+    )
 
 
 async def test_a_bad_transcript_line_is_named_and_nothing_is_printed(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from config import settings_from
-from memory.context import SUMMARY_HEADING
+from memory.context import MEMORY_HEADING, SUMMARY_HEADING
 from memory.sqlite_store import SQLiteStore
 from model_client import create_chat_model
 from tests.support.fake_openai import FakeOpenAI, Message
@@ -63,4 +63,5 @@ async def test_a_summary_is_asked_for_dated_durable_facts_and_reaches_later_prom
     for asked in ("names", "date", "decisions", "preferences", "relative times", "changes"):
         assert asked in instructions, asked
     assert "[2026-03-09] Person: We adopted a rescue greyhound last Saturday" in batch
-    assert {"role": "system", "content": SUMMARY_HEADING + SUMMARY} in prompt
+    assert prompt[1]["role"] == "user"
+    assert prompt[1]["content"].startswith(MEMORY_HEADING + SUMMARY_HEADING + SUMMARY)
