@@ -86,6 +86,7 @@ class Settings:
     embeddings_model: str = ""
     model_timeout_seconds: float = 30.0
     model_max_retries: int = 2
+    model_max_tokens: int = 1000
 
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     memory_max_messages: int = 20
@@ -320,6 +321,7 @@ def settings_from(env: Mapping[str, str]) -> Settings:
         ),
         model_timeout_seconds=read.seconds("MODEL_TIMEOUT_SECONDS", DEFAULTS.model_timeout_seconds),
         model_max_retries=read.whole("MODEL_MAX_RETRIES", DEFAULTS.model_max_retries, 0, 10),
+        model_max_tokens=read.whole("MODEL_MAX_TOKENS", DEFAULTS.model_max_tokens, 16, 16_000),
         system_prompt=system_prompt,
         memory_max_messages=read.whole(
             "MEMORY_MAX_MESSAGES", DEFAULTS.memory_max_messages, 2, 10_000

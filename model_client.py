@@ -89,10 +89,13 @@ class OpenAIChatModel:
         model: str,
         description: str,
         on_close: Callable[[], Awaitable[None]] | None = None,
+        *,
         embeddings_model: str = "",
+        max_tokens: int,
     ) -> None:
         self._client = client
         self._model = model
+        self._max_tokens = max_tokens  # an answer's length, bounded: cost, and what Teams takes
         self._description = description
         self._on_close = on_close
         self._embeddings_model = embeddings_model
@@ -133,8 +136,8 @@ class OpenAIChatModel:
         choice = response.choices[0]
         if choice.finish_reason == "content_filter":
             raise ModelRefused("finish_reason content_filter")
-        content = choice.message.content
-        if not content:
+        content: object = choice.message.content
+        if not isinstance(content, str) or not content.strip():
             raise ModelBadAnswer("the response has no text")
         return content
 
@@ -152,6 +155,7 @@ class OpenAIChatModel:
                 stream=True,
                 stream_cls=openai.AsyncStream[ChatCompletionChunk],
             )
+            said = False
             async for chunk in chunks:
                 if chunk.usage is not None:
                     record_model_usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
@@ -160,8 +164,14 @@ class OpenAIChatModel:
                 choice = chunk.choices[0]
                 if choice.finish_reason == "content_filter":
                     raise ModelRefused("finish_reason content_filter")
-                if choice.delta.content:
-                    yield choice.delta.content
+                content: object = choice.delta.content
+                if content is not None and not isinstance(content, str):
+                    raise ModelBadAnswer("a streamed piece is not text")
+                if content:
+                    said = said or bool(content.strip())
+                    yield content
+            if not said:
+                raise ModelBadAnswer("the streamed answer has no text")
 
     def _chat_body(self, messages: Prompt) -> dict[str, Any]:
         """The request body, as `chat.completions.create` sends it for plain text messages.
@@ -173,6 +183,7 @@ class OpenAIChatModel:
         return {
             "model": self._model,
             "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
+            "max_tokens": self._max_tokens,
         }
 
     async def close(self) -> None:
@@ -249,6 +260,7 @@ def create_chat_model(
             settings.openai_model,
             f"{settings.openai_model} at {where}",
             embeddings_model=settings.embeddings_model,
+            max_tokens=settings.model_max_tokens,
         )
 
     on_close: Callable[[], Awaitable[None]] | None = None
@@ -276,7 +288,12 @@ def create_chat_model(
         f"Azure OpenAI deployment {deployment} at {settings.azure_openai_endpoint} ({how})"
     )
     return OpenAIChatModel(
-        azure, deployment, description, on_close, embeddings_model=settings.embeddings_model
+        azure,
+        deployment,
+        description,
+        on_close,
+        embeddings_model=settings.embeddings_model,
+        max_tokens=settings.model_max_tokens,
     )
 
 

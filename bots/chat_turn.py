@@ -18,7 +18,13 @@ from botbuilder.schema import Activity, ActivityTypes
 
 from bots.identity import is_group_conversation
 from bots.limits import RateLimiter
-from bots.replies import answer_activity, send_streamed
+from bots.replies import (
+    StreamedAnswerFailed,
+    answer_activity,
+    closing_activity,
+    send_streamed,
+    split_for_teams,
+)
 from bots.wording import RATE_LIMITED, REPLY_NOT_SAVED, TOO_LONG, model_failed
 from memory import ConversationMemory, StoreError
 from model_client import ChatModel, ModelError
@@ -78,13 +84,16 @@ class ChatTurn:
                 async with self._typing(turn_context):
                     prompt = await self.memory.prompt_for(key, text, author=author)
                     reply = await self.model.complete(prompt)
-                await turn_context.send_activity(answer_activity(reply))
+                for part in split_for_teams(reply):
+                    await turn_context.send_activity(answer_activity(part))
         except StoreError:
             raise  # not read, so nothing to remember either
-        except ModelError as error:
+        except (ModelError, StreamedAnswerFailed) as failure:
+            error = failure.error if isinstance(failure, StreamedAnswerFailed) else failure
+            stream_id = failure.stream_id if isinstance(failure, StreamedAnswerFailed) else None
             log.warning("model call failed: %s (%s)", type(error).__name__, error)
             kept = await self._remember(key, text, None, author)
-            await turn_context.send_activity(model_failed(error, kept))
+            await turn_context.send_activity(closing_activity(model_failed(error, kept), stream_id))
             return "model-failed"
         except Exception as error:
             if prompt is None:

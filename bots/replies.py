@@ -24,6 +24,7 @@ from bots.wording import (
     KEEP_BUTTON,
     REPLY_YES_TO_CONFIRM,
 )
+from model_client import ModelError
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ AI_LABEL = {
     "additionalType": ["AIGeneratedContent"],
 }
 STREAM_UPDATE_SECONDS = 1.0
+MAX_MESSAGE_BYTES = 20_000  # of text in one message; Teams refuses a message much over ~28 KB
 # The data of the forget card's buttons, as they come back in a message's `value`.
 CONFIRM_FORGET = "memorybot.forget.confirm"
 CANCEL_FORGET = "memorybot.forget.cancel"
@@ -68,10 +70,23 @@ def answer_activity(text: str, stream_id: str | None = None) -> Activity:
     )
 
 
+class StreamedAnswerFailed(Exception):
+    """The model gave no text to stream; `stream_id` is the stream the person sees open."""
+
+    def __init__(self, error: ModelError, stream_id: str | None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.stream_id = stream_id
+
+
 async def send_streamed(
     turn_context: TurnContext, pieces: AsyncIterator[str], *, clock: Any = time.monotonic
 ) -> str:
-    """Streams `pieces` into the chat as Teams does; returns the whole text that was sent."""
+    """Streams `pieces` into the chat as Teams does; returns the whole text that was sent.
+
+    If the model fails before any text, StreamedAnswerFailed carries the open stream, so that
+    the sentence saying what happened can close it (`closing_activity`).
+    """
     stream_id: str | None = None
     sequence = 1
     text = ""
@@ -96,10 +111,39 @@ async def send_streamed(
                     log.info("stream update refused (%s)", type(error).__name__)
                     streaming = False
                 last_update = clock()
+    except ModelError as error:
+        if not text:
+            raise StreamedAnswerFailed(error, stream_id) from error
+        log.info("the model stopped mid-answer (%s); what it said is sent", type(error).__name__)
     finally:
         if text:
-            await turn_context.send_activity(answer_activity(text, stream_id))
+            first, *rest = split_for_teams(text)
+            await turn_context.send_activity(answer_activity(first, stream_id))
+            for part in rest:
+                await turn_context.send_activity(answer_activity(part))
     return text
+
+
+def closing_activity(text: str, stream_id: str | None) -> Activity:
+    """A sentence from the bot (not the model) that ends an open stream, if there is one."""
+    if stream_id is None:
+        return Activity(type=ActivityTypes.message, text=text)
+    info = FreeFormEntity({"type": "streaminfo", "streamId": stream_id, "streamType": "final"})
+    return Activity(type=ActivityTypes.message, text=text, entities=[info])
+
+
+def split_for_teams(text: str, limit: int = MAX_MESSAGE_BYTES) -> list[str]:
+    """`text` in parts of at most `limit` UTF-8 bytes, cut at a line break or a space where one
+    is near: Teams refuses a message much over 28 KB, and the person would get nothing."""
+    parts: list[str] = []
+    while len(text.encode()) > limit:
+        head = text.encode()[:limit].decode(errors="ignore")
+        cut = max(head.rfind("\n"), head.rfind(" "))
+        if cut < len(head) // 2:
+            cut = len(head)
+        parts.append(head[:cut])
+        text = text[cut:].lstrip("\n ")
+    return [*parts, text] if text or not parts else parts
 
 
 def _stream_update(text: str, stream_id: str | None, sequence: int, informative: bool) -> Activity:

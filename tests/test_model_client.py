@@ -7,8 +7,8 @@ import pytest
 from azure.core.credentials import AccessToken
 
 from config import settings_from
-from model_client import ChatModel, ModelRefused, OfflineModel, create_chat_model
-from tests.support.fake_openai import ContentFilterFinish, FakeOpenAI
+from model_client import ChatModel, ModelBadAnswer, ModelRefused, OfflineModel, create_chat_model
+from tests.support.fake_openai import ContentFilterFinish, FakeOpenAI, Malformed
 
 pytestmark = pytest.mark.integration
 
@@ -151,3 +151,56 @@ async def test_the_offline_model_says_what_it_is_and_quotes_the_latest_earlier_m
     assert "2 earlier messages" in later
     assert "My manager is Grace" in later
     assert "AZURE_OPENAI_ENDPOINT" in later
+
+
+def openai_compatible(server: FakeOpenAI, **more: str) -> ChatModel:
+    return create_chat_model(
+        settings_from({"OPENAI_BASE_URL": server.base_url, "OPENAI_MODEL": "m", **more})
+    )
+
+
+async def test_every_request_bounds_the_answer_with_max_tokens(model_server: FakeOpenAI) -> None:
+    model = openai_compatible(model_server, MODEL_MAX_TOKENS="321")
+    try:
+        await model.complete(PROMPT)
+        _ = [piece async for piece in model.stream(PROMPT)]
+    finally:
+        await model.close()
+    assert [r["body"]["max_tokens"] for r in model_server.chat_requests()] == [321, 321]
+
+
+NOT_TEXT = (
+    '{"id": "c", "object": "chat.completion", "created": 0, "model": "m", "choices": [{"index": 0,'
+    ' "finish_reason": "stop", "message": {"role": "assistant", "content": [{"type": "text"}]}}]}'
+)
+NOT_TEXT_PIECE = (
+    '{"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m", "choices": '
+    '[{"index": 0, "delta": {"content": {"text": "hi"}}}]}'
+)
+
+
+@pytest.mark.parametrize("answer", ["", "   \n "], ids=["empty", "blank"])
+async def test_an_answer_without_text_is_a_bad_answer_whole_or_streamed(
+    answer: str,
+) -> None:
+    async with FakeOpenAI(reply=lambda _: answer) as server:
+        model = openai_compatible(server)
+        try:
+            with pytest.raises(ModelBadAnswer):
+                await model.complete(PROMPT)
+            with pytest.raises(ModelBadAnswer):
+                _ = [piece async for piece in model.stream(PROMPT)]
+        finally:
+            await model.close()
+
+
+async def test_an_answer_that_is_not_text_is_a_bad_answer(model_server: FakeOpenAI) -> None:
+    model = openai_compatible(model_server)
+    model_server.script(Malformed(body=NOT_TEXT), Malformed(body=NOT_TEXT_PIECE))
+    try:
+        with pytest.raises(ModelBadAnswer):
+            await model.complete(PROMPT)
+        with pytest.raises(ModelBadAnswer):
+            _ = [piece async for piece in model.stream(PROMPT)]
+    finally:
+        await model.close()

@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+from bots.wording import model_failed
+from model_client import ModelBadAnswer
 from tests.e2e.conftest import AppFactory
 from tests.support.activities import (
     TENANT_ID,
@@ -78,6 +80,46 @@ async def test_personal_chat_streams_the_answer_then_sends_it_whole(
     assert label["additionalType"] == ["AIGeneratedContent"]
     assert final["channelData"]["feedbackLoopEnabled"] is True
     assert await stored(bot) == ["tell me a story", final["text"]]
+
+
+@pytest.mark.parametrize("where", ["personal", "groupChat"])
+async def test_an_answer_with_no_text_ends_in_one_sentence_and_nothing_empty_is_kept(
+    bot: AppServer, connector: FakeConnector, model_server: FakeOpenAI, where: str
+) -> None:
+    model_server.reply = lambda _: " "
+    said = teams_message(
+        "are you there?", conversation_type=where, mention_bot=True, service_url=connector.url
+    )
+    await bot.post(said)
+    final = connector.messages()[-1]
+    assert final["text"] == model_failed(ModelBadAnswer("no text"), kept=True)
+    if where == "personal":  # the open stream is closed by that sentence
+        stream_id = connector.activities[0]["_id"]
+        assert entity(final, "streaminfo") == {
+            "type": "streaminfo",
+            "streamId": stream_id,
+            "streamType": "final",
+        }
+        assert await stored(bot) == ["are you there?"]
+
+
+async def test_an_answer_too_long_for_one_teams_message_arrives_in_parts(
+    bot: AppServer, connector: FakeConnector, model_server: FakeOpenAI
+) -> None:
+    long_answer = " ".join(f"word{n}" for n in range(12_000))  # about 100 KB
+    model_server.reply = lambda _: long_answer
+    await bot.post(
+        teams_message(
+            "tell me everything",
+            conversation_type="groupChat",
+            mention_bot=True,
+            service_url=connector.url,
+        )
+    )
+    parts = [m["text"] for m in connector.messages()]
+    assert len(parts) > 1
+    assert all(len(part.encode()) <= 20_000 for part in parts)
+    assert " ".join(parts) == long_answer
 
 
 async def test_the_emulator_gets_the_whole_answer_in_one_labelled_message(
