@@ -22,7 +22,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -30,7 +29,14 @@ import numpy as np
 
 from memory.errors import StoreError, StoreUnavailable
 from memory.records import Around, Candidate, ConversationRecord, Embeddings, Match, Message
-from memory.store import Mutation, Ranking, Similarity, StoreBase
+from memory.store import (
+    Mutation,
+    Ranking,
+    Similarity,
+    StoreBase,
+    needing_neighbours,
+    with_neighbours,
+)
 from memory.terms import terms_of
 from telemetry import record_store_request
 
@@ -261,11 +267,10 @@ class SQLiteStore(StoreBase):
     ) -> list[Candidate]:
         """The first `around` candidates with the messages said just before and after them
         (those the prompt shows anyway, `shown`, need none)."""
-        placed = [c for c in candidates[:around] if c.order >= 0 and c.message.id not in shown]
+        placed = needing_neighbours(candidates, around, shown)
         if not placed:
             return candidates
-        found = self._neighbours(key, [c.order for c in placed])
-        return [replace(c, around=found[c.order]) if c.order in found else c for c in candidates]
+        return with_neighbours(candidates, self._neighbours(key, [c.order for c in placed]))
 
     def _best(self, key: str, terms: Sequence[str], limit: int, rank: Ranking) -> list[Candidate]:
         """The matches ranked on what the index holds; only the best `limit` are read whole."""

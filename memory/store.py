@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence, Set
+from dataclasses import replace
 from typing import Any, Protocol
 
 from memory.recall import most_similar, rank_candidates, search_terms
-from memory.records import Candidate, ConversationRecord, Match, Message
+from memory.records import Around, Candidate, ConversationRecord, Match, Message
 
 Mutation = Callable[[ConversationRecord], ConversationRecord]
 Ranking = Callable[[Sequence[Match], Sequence[str]], list[Match]]
@@ -166,3 +167,18 @@ class StoreBase(ABC):
 
 def _rank(matches: Sequence[Match], terms: Sequence[str]) -> list[Match]:
     return rank_candidates(matches, terms)
+
+
+def needing_neighbours(
+    candidates: Sequence[Candidate], around: int, shown: Set[str]
+) -> list[Candidate]:
+    """Which of the best `around` candidates a store reads the neighbours of: those whose place
+    it knows and that the prompt does not show anyway."""
+    return [c for c in candidates[:around] if c.order >= 0 and c.message.id not in shown]
+
+
+def with_neighbours(
+    candidates: Sequence[Candidate], found: Mapping[int, Around]
+) -> list[Candidate]:
+    """`candidates`, each with the neighbours `found` at its place in the archive."""
+    return [replace(c, around=found[c.order]) if c.order in found else c for c in candidates]

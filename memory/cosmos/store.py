@@ -21,7 +21,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence, Set
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -41,7 +41,14 @@ from memory.cosmos.requests import (
 )
 from memory.errors import StoreConflict, StoreError
 from memory.records import Around, Candidate, ConversationRecord, Embeddings, Match, Message
-from memory.store import Mutation, Ranking, Similarity, StoreBase
+from memory.store import (
+    Mutation,
+    Ranking,
+    Similarity,
+    StoreBase,
+    needing_neighbours,
+    with_neighbours,
+)
 from memory.terms import terms_of
 
 log = logging.getLogger(__name__)
@@ -241,11 +248,10 @@ class CosmosStore(StoreBase):
     ) -> list[Candidate]:
         """The first `around` candidates with the messages said just before and after them
         (those the prompt shows anyway, `shown`, need none)."""
-        placed = [c for c in candidates[:around] if c.order >= 0 and c.message.id not in shown]
+        placed = needing_neighbours(candidates, around, shown)
         if not placed:
             return candidates
-        found = await self._neighbours(key, [c.order for c in placed])
-        return [replace(c, around=found[c.order]) if c.order in found else c for c in candidates]
+        return with_neighbours(candidates, await self._neighbours(key, [c.order for c in placed]))
 
     async def _embedded(self, key: str, dimensions: int) -> Embeddings:
         """The newest embedded messages: the local test server has no vector search, so Cosmos

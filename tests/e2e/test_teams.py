@@ -13,6 +13,7 @@ from tests.support.activities import (
     TENANT_ID,
     USER_AAD_OBJECT_ID,
     USER_NAME,
+    ConversationType,
     conversation_update,
     emulator_message,
     installation_update,
@@ -84,7 +85,7 @@ async def test_personal_chat_streams_the_answer_then_sends_it_whole(
 
 @pytest.mark.parametrize("where", ["personal", "groupChat"])
 async def test_an_answer_with_no_text_ends_in_one_sentence_and_nothing_empty_is_kept(
-    bot: AppServer, connector: FakeConnector, model_server: FakeOpenAI, where: str
+    bot: AppServer, connector: FakeConnector, model_server: FakeOpenAI, where: ConversationType
 ) -> None:
     model_server.reply = lambda _: " "
     said = teams_message(
