@@ -43,7 +43,8 @@ def create_app(
     adapter = create_adapter(settings, auth_overrides)
 
     app = web.Application(client_max_size=settings.max_request_bytes)
-    app.router.add_post("/api/messages", messages_handler(adapter, bot))
+    handler = messages_handler(adapter, bot, tokens_required=settings.auth_enabled)
+    app.router.add_post("/api/messages", handler)
     app.router.add_get("/healthz", _healthz)
 
     async def open_store(_: web.Application) -> None:

@@ -376,3 +376,23 @@ async def test_when_the_bots_own_credentials_are_refused_the_message_is_kept_and
     finally:
         await bot.stop()
     assert offline == []
+
+
+async def test_a_request_without_a_token_is_refused_before_its_body_is_read(
+    secured_bot: AppServer, offline: list[str]
+) -> None:
+    # Headers announcing half a MiB, and no body sent at all: a server that read the body before
+    # checking for a token would wait for it; this one answers from the headers.
+    reader, writer = await asyncio.open_connection("127.0.0.1", secured_bot.port)
+    try:
+        writer.write(
+            b"POST /api/messages HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 524288\r\n\r\n"
+        )
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), timeout=10)
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    assert status_line.startswith(b"HTTP/1.1 401")
+    assert offline == []
