@@ -31,6 +31,7 @@ from botframework.connector.auth import (
 )
 
 from bots.connector import send_through
+from bots.signing_keys import fetch_signing_keys_off_the_loop
 from bots.wording import TURN_FAILED
 from config import Settings
 
@@ -45,6 +46,7 @@ def create_adapter(
     `auth_overrides` sets more of botbuilder's configuration attributes, such as
     TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL (tests point it at a local identity server).
     """
+    fetch_signing_keys_off_the_loop()
     configuration = SimpleNamespace(
         APP_ID=settings.app_id,
         APP_PASSWORD=settings.app_password,

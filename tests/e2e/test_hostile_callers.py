@@ -16,8 +16,11 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp import web
 
+from bots import signing_keys
 from config import settings_from
 from model_client import create_chat_model
 from tests.e2e.conftest import AppFactory
@@ -395,4 +398,57 @@ async def test_a_request_without_a_token_is_refused_before_its_body_is_read(
         writer.close()
         await writer.wait_closed()
     assert status_line.startswith(b"HTTP/1.1 401")
+    assert offline == []
+
+
+async def test_a_hanging_signing_key_endpoint_never_holds_the_event_loop(
+    base_env: dict[str, str],
+    identity: IdentityServer,
+    connector: FakeConnector,
+    monkeypatch: pytest.MonkeyPatch,
+    offline: list[str],
+) -> None:
+    hung, released = asyncio.Event(), asyncio.Event()
+
+    async def never_answers(request: web.Request) -> web.Response:
+        hung.set()
+        await released.wait()  # until the test is over
+        return web.Response(status=504)
+
+    metadata = web.Application()
+    metadata.router.add_get("/{tail:.*}", never_answers)
+    runner = web.AppRunner(metadata)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    monkeypatch.setattr(signing_keys, "TIMEOUT_SECONDS", 2.0)
+    overrides = {
+        **identity.auth_overrides(),
+        "TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL": f"http://127.0.0.1:{port}/metadata",
+    }
+    settings = settings_from(
+        {**base_env, "MicrosoftAppId": APP_ID, "MicrosoftAppPassword": APP_PASSWORD}
+    )
+    bot = AppServer(settings, create_store, create_chat_model, auth_overrides=overrides)
+    await bot.start()
+    try:
+        token = identity.token(audience=APP_ID, service_url=connector.url)
+        turn = asyncio.create_task(
+            bot.post(
+                teams_message("hello", service_url=connector.url), headers=identity.bearer(token)
+            )
+        )
+        await asyncio.wait_for(hung.wait(), timeout=10)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{bot.url}/healthz", timeout=aiohttp.ClientTimeout(1)) as health,
+        ):
+            assert health.status == 200  # answered while the key fetch hangs
+        status, _ = await turn
+        assert status == 503  # the fetch gave up after its timeout
+    finally:
+        released.set()
+        await bot.stop()
+        await runner.cleanup()
     assert offline == []
