@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import logging
 import sys
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -46,6 +46,7 @@ def create_app(
     handler = messages_handler(adapter, bot, tokens_required=settings.auth_enabled)
     app.router.add_post("/api/messages", handler)
     app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readiness(store))
 
     async def open_store(_: web.Application) -> None:
         await store.open()
@@ -64,7 +65,28 @@ def create_app(
 
 
 async def _healthz(_: web.Request) -> web.Response:
+    """Liveness: the process serves."""
     return web.json_response({"status": "ok"})
+
+
+READINESS_KEY = "readiness-probe"  # never a person's: keys have a kind prefix (bots/identity.py)
+
+
+def _readiness(store: MemoryStore) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """Readiness: the memory store answers a read (App Service's health check uses it)."""
+
+    async def readyz(_: web.Request) -> web.Response:
+        try:
+            await store.load(READINESS_KEY)
+        except StoreError as error:
+            log.warning("readiness: the memory store did not answer: %s", type(error).__name__)
+            return web.json_response(
+                {"status": "unavailable", "error": "The memory store cannot be reached."},
+                status=503,
+            )
+        return web.json_response({"status": "ready"})
+
+    return readyz
 
 
 def main() -> int:

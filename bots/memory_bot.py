@@ -19,12 +19,13 @@ from botbuilder.schema import Activity, ChannelAccount
 
 from bots.chat_turn import ChatTurn
 from bots.commands import Commands, card_action_in, command_in, is_yes
-from bots.forgetting import Forgetting
+from bots.forgetting import Forgetting, sender_of
 from bots.identity import is_group_conversation, memory_key_for, mentions_bot
 from bots.limits import RateLimiter
 from bots.replies import CONFIRM_FORGET
 from bots.tenant_gate import TenantGate
 from bots.wording import (
+    FORGET_BUTTON_EXPIRED,
     NOT_TEXT,
     PERSONAL_CHAT,
     STORE_DOWN_WHILE_ANSWERING,
@@ -78,6 +79,10 @@ class MemoryBot(TeamsActivityHandler):  # type: ignore[misc]
             return
         if action is not None:
             confirmed = action == CONFIRM_FORGET
+            asker = sender_of(turn_context)
+            if confirmed and not self.forgetting.answers_the_question(key, asker, activity.value):
+                await turn_context.send_activity(FORGET_BUTTON_EXPIRED)  # "keep" needs no check
+                return
             answer = self.forgetting.answer(turn_context, key, group, confirmed)
             await _handle(turn_context, answer, if_store_down=STORE_DOWN_WHILE_FORGETTING)
             return
@@ -90,7 +95,7 @@ class MemoryBot(TeamsActivityHandler):  # type: ignore[misc]
             run = self.commands.run(turn_context, key, command, group)
             await _handle(turn_context, run, if_store_down=STORE_DOWN_WHILE_RUNNING_A_COMMAND)
             return
-        if self.forgetting.pending(key) and is_yes(text):
+        if self.forgetting.pending(key, sender_of(turn_context)) and is_yes(text):
             answer = self.forgetting.answer(turn_context, key, group, True)
             await _handle(turn_context, answer, if_store_down=STORE_DOWN_WHILE_FORGETTING)
             return
@@ -123,11 +128,23 @@ class MemoryBot(TeamsActivityHandler):  # type: ignore[misc]
             value = activity.value if isinstance(activity.value, dict) else {}
             action_value = value.get("actionValue")
             reaction = action_value.get("reaction") if isinstance(action_value, dict) else None
-            # Which reply was rated and how; never the feedback text, which is chat content.
-            log.info("feedback: reaction=%s reply=%s", reaction, activity.reply_to_id)
+            # Which reply was rated and how; never the feedback text, which is chat content. Both
+            # values come from outside: only Teams' two reactions are named, the id is cut short
+            # and kept to one line, so no caller can forge a log line or flood the log.
+            log.info(
+                "feedback: reaction=%s reply=%s",
+                reaction if reaction in ("like", "dislike") else "other",
+                _loggable(activity.reply_to_id),
+            )
             return InvokeResponse(status=200)
         # botbuilder's handlers parse payloads for features this bot lacks, and crash on bad ones.
         return InvokeResponse(status=501)
+
+
+def _loggable(value: object, limit: int = 64) -> str:
+    """An outside value for a log line: printable characters only, on one line, cut short."""
+    text = "".join(c if c.isprintable() else "?" for c in str(value)[:limit])
+    return text + ("…" if len(str(value)) > limit else "")
 
 
 async def _handle(

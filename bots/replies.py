@@ -157,16 +157,25 @@ def _stream_update(text: str, stream_id: str | None, sequence: int, informative:
     return Activity(type=ActivityTypes.typing, text=text, entities=[FreeFormEntity(info)])
 
 
-def forget_confirmation(question: str) -> Activity:
-    """A card asking to confirm `forget`; typing `yes` works too."""
+def forget_confirmation(question: str, question_id: str) -> Activity:
+    """A card asking to confirm `forget`; typing `yes` works too. Its buttons name the question
+    they answer, so that only that question, while it stands, can be confirmed."""
     card = {
         "type": "AdaptiveCard",
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
         "version": "1.5",
         "body": [{"type": "TextBlock", "text": question, "wrap": True}],
         "actions": [
-            {"type": "Action.Submit", "title": FORGET_BUTTON, "data": {"action": CONFIRM_FORGET}},
-            {"type": "Action.Submit", "title": KEEP_BUTTON, "data": {"action": CANCEL_FORGET}},
+            {
+                "type": "Action.Submit",
+                "title": FORGET_BUTTON,
+                "data": {"action": CONFIRM_FORGET, "question": question_id},
+            },
+            {
+                "type": "Action.Submit",
+                "title": KEEP_BUTTON,
+                "data": {"action": CANCEL_FORGET, "question": question_id},
+            },
         ],
     }
     return Activity(

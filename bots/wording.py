@@ -117,6 +117,10 @@ NO_SUMMARY = "There is no summary of older messages yet."
 REPLY_YES_TO_CONFIRM = "(Reply **yes** to confirm.)"
 FORGET_BUTTON = "Yes, forget"
 KEEP_BUTTON = "No, keep it"
+FORGET_BUTTON_EXPIRED = (
+    "That button no longer works: it has expired, or it answered someone else's question. "
+    "Nothing was forgotten. Type **forget** to start again."
+)
 FORGET_CANCELLED = "OK, I'll keep what I remember."
 
 EXPORT_INTRO = "Here is everything I keep for this memory, as JSON."

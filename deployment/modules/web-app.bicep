@@ -1,5 +1,5 @@
 // Where the bot runs: a Linux App Service plan and a web app on Python 3.11 that starts with
-// `python app.py`, answers health checks on /healthz, and finds every service by endpoint with
+// `python app.py`, answers health checks on /readyz (the store answers), and finds every service by endpoint with
 // the user-assigned identity (no keys, no passwords). App Service builds the code from
 // requirements.txt when it is zip-deployed, and sets PORT for the app to listen on.
 
@@ -173,7 +173,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     siteConfig: {
       linuxFxVersion: 'PYTHON|3.11'
       appCommandLine: 'python app.py'
-      healthCheckPath: '/healthz'
+      healthCheckPath: '/readyz'
       alwaysOn: true
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'

@@ -13,7 +13,9 @@ from botbuilder.schema import Activity, ConversationReference, ResourceResponse
 
 from bots import MemoryBot
 from bots.wording import (
+    FORGET_BUTTON_EXPIRED,
     FORGET_CANCELLED,
+    GROUP_CHAT,
     KEPT,
     MODEL_FAILED,
     NOT_KEPT,
@@ -110,17 +112,26 @@ def bot_with(memory: StandInMemory, model: StandInModel | None = None, **options
     )
 
 
+LAST_CARD = "the question of the last card sent"
+
+
 async def say(bot: MemoryBot, *turns: str | dict[str, Any]) -> list[str]:
-    """Each turn (a text, or a raw activity) in the Emulator; returns the texts sent back."""
+    """Each turn (a text, or a raw activity) in the Emulator; returns the texts sent back. A card
+    answer for LAST_CARD presses a button of the last card the bot sent."""
     adapter = RecordingAdapter()
     for turn in turns:
         body = emulator_message(turn, service_url=SERVICE_URL) if isinstance(turn, str) else turn
+        if isinstance(body.get("value"), dict) and body["value"].get("question") == LAST_CARD:
+            card = next(a for a in reversed(adapter.sent) if a.attachments).attachments[0]
+            body = body | {"value": card.content["actions"][0]["data"] | body["value"]}
+            body["value"]["question"] = card.content["actions"][0]["data"]["question"]
         await bot.on_turn(TurnContext(adapter, Activity().deserialize(body)))
     return adapter.texts()
 
 
-def card_answer(action: str) -> dict[str, Any]:
-    return emulator_message("", service_url=SERVICE_URL) | {"value": {"action": action}}
+def card_answer(action: str, question: str = LAST_CARD) -> dict[str, Any]:
+    value = {"action": action, "question": question}
+    return emulator_message("", service_url=SERVICE_URL) | {"value": value}
 
 
 async def test_a_message_is_answered_and_remembered() -> None:
@@ -234,3 +245,34 @@ async def test_a_tenant_named_by_another_channel_is_not_believed() -> None:
     forged["channelData"] = {"tenant": {"id": TENANT_ID}}
     assert await say(bot, forged) == [TENANT_REFUSED]
     assert await say(bot, teams_message("hello", service_url=SERVICE_URL)) != [TENANT_REFUSED]
+
+
+async def test_a_forget_button_works_for_who_asked_that_question_only() -> None:
+    memory = StandInMemory()
+    bot = bot_with(memory)
+    group = "19:team-room@thread.v2"
+
+    def in_group(text: str, member: str, value: dict[str, Any] | None = None) -> dict[str, Any]:
+        said = teams_message(
+            text,
+            conversation_type="groupChat",
+            conversation_id=group,
+            aad_object_id=member,
+            mention_bot=True,
+            service_url=SERVICE_URL,
+        )
+        return said | ({"value": value} if value else {})
+
+    asker, other = "11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"
+    confirm = {"action": "memorybot.forget.confirm", "question": LAST_CARD}
+    stale = {"action": "memorybot.forget.confirm", "question": "a question never asked"}
+    assert (await say(bot, in_group("forget", asker), in_group("", asker, stale)))[-1] == (
+        FORGET_BUTTON_EXPIRED
+    )
+    assert (await say(bot, in_group("forget", asker), in_group("", other, confirm)))[-1] == (
+        FORGET_BUTTON_EXPIRED
+    )
+    assert memory.forgotten == []
+    texts = await say(bot, in_group("forget", asker), in_group("", asker, confirm))
+    assert texts[-1] == GROUP_CHAT.forgotten
+    assert len(memory.forgotten) == 1

@@ -181,7 +181,7 @@ def test_web_app_runs_python_311_over_https_with_health_checks() -> None:
     config = site.properties["siteConfig"]
     assert config["linuxFxVersion"] == "PYTHON|3.11"
     assert config["appCommandLine"] == "python app.py"
-    assert config["healthCheckPath"] == "/healthz"
+    assert config["healthCheckPath"] == "/readyz"
     assert config["minTlsVersion"] == "1.2"
     assert config["ftpsState"] == "Disabled"
     basic_auth = {

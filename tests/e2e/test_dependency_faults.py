@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from bots.wording import REPLY_NOT_SAVED, STORE_DOWN_WHILE_FORGETTING, TURN_FAILED
@@ -36,7 +37,13 @@ pytestmark = pytest.mark.integration
 
 EMULATOR_KEY = "channel/emulator/emulator-user-1"
 PERSONAL_KEY = f"user/{TENANT_ID}/{USER_AAD_OBJECT_ID}"
-FORGET_CONFIRMED = {"action": "memorybot.forget.confirm"}
+
+
+def forget_button(connector: FakeConnector) -> dict[str, Any]:
+    """What pressing "Yes, forget" on the last card the bot sent posts back."""
+    card = next(m for m in reversed(connector.messages()) if m.get("attachments"))
+    data: dict[str, Any] = card["attachments"][0]["content"]["actions"][0]["data"]
+    return data
 
 
 def said(channel: str, text: str, url: str) -> dict[str, Any]:
@@ -244,7 +251,9 @@ async def test_a_cosmos_outage_gets_an_apology_loses_nothing_and_the_bot_recover
             assert connector.texts()[-1] == STORE_DOWN
 
             await cosmos_bot.post(teams_message("forget", service_url=connector.url))
-            submit = teams_message("", service_url=connector.url) | {"value": FORGET_CONFIRMED}
+            submit = teams_message("", service_url=connector.url) | {
+                "value": forget_button(connector)
+            }
             status, _ = await cosmos_bot.post(submit)
             assert status in (200, 201)
             assert connector.texts()[-1] == STORE_DOWN_WHILE_FORGETTING
@@ -263,3 +272,19 @@ async def test_a_cosmos_outage_gets_an_apology_loses_nothing_and_the_bot_recover
         "what is my locker code?",
         "echo: what is my locker code?",
     ]
+
+
+async def test_readiness_follows_the_store_while_liveness_stays_up(
+    cosmos_bot: AppServer, cosmos: CosmosServer
+) -> None:
+    async def status_of(path: str) -> int:
+        async with aiohttp.ClientSession() as session, session.get(cosmos_bot.url + path) as r:
+            return r.status
+
+    assert (await status_of("/readyz"), await status_of("/healthz")) == (200, 200)
+    cosmos.inject(status=503)
+    try:
+        assert (await status_of("/readyz"), await status_of("/healthz")) == (503, 200)
+    finally:
+        cosmos.clear_faults()
+    assert await status_of("/readyz") == 200

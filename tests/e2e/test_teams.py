@@ -305,9 +305,10 @@ async def test_forget_in_a_group_explains_and_clears_only_the_group(
     )
     explanation = connector.texts()[-2]
     assert "Any member of this chat may clear it" in explanation
+    card = connector.messages()[-1]["attachments"][0]["content"]
     submit = teams_message("", conversation_type="groupChat", service_url=connector.url)
     submit.pop("text")
-    submit["value"] = {"action": "memorybot.forget.confirm"}
+    submit["value"] = card["actions"][0]["data"]
     await bot.post(submit)
     assert "from this conversation" in connector.texts()[-1]
     assert await stored(bot) == ["private note", "echo: private note"]
@@ -382,3 +383,24 @@ async def test_a_person_over_the_rate_limit_gets_a_polite_reply(
     ]
     await bot.post(emulator_message("hi", user_id="someone-else", service_url=connector.url))
     assert connector.texts()[-1] == "echo: hi"
+
+
+async def test_feedback_from_outside_cannot_forge_or_flood_a_log_line(
+    bot: AppServer, connector: FakeConnector, caplog: pytest.LogCaptureFixture
+) -> None:
+    invoke = teams_message("", service_url=connector.url)
+    invoke.pop("text")
+    invoke.update(
+        type="invoke",
+        name="message/submitAction",
+        replyToId="r\r\nINFO forged: admin logged in" + "x" * 200_000,
+        value={"actionValue": {"reaction": "like\nERROR forged line" + "y" * 200_000}},
+    )
+    with caplog.at_level(logging.INFO):
+        status, _ = await bot.post(invoke)
+    assert status == 200
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("feedback:")]
+    assert "\n" not in line
+    assert "\r" not in line
+    assert "reaction=other" in line
+    assert len(line) < 200
