@@ -56,7 +56,7 @@ param cosmosDatabaseName string = 'memorybot'
 @description('Cosmos DB container name (COSMOS_CONTAINER).')
 param cosmosContainerName string = 'memory'
 
-@description('Days a memory is kept after the last message (MEMORY_TTL_DAYS; also the container default time to live).')
+@description('Days a memory record is kept after the person\'s last message, and an archived message after it was archived (MEMORY_TTL_DAYS; also the container default time to live).')
 @minValue(1)
 @maxValue(3650)
 param memoryTtlDays int = 90
