@@ -7,14 +7,13 @@ and are never stored as chat.
 
 from __future__ import annotations
 
-import json
 from enum import StrEnum
 from typing import Any
 
 from botbuilder.core import TurnContext
 
 from bots.forgetting import Forgetting
-from bots.replies import CANCEL_FORGET, CONFIRM_FORGET, export_activity
+from bots.replies import CANCEL_FORGET, CONFIRM_FORGET, export_activity, payload_bytes
 from bots.wording import NO_SUMMARY, SUMMARY, wording_for
 from memory import ConversationMemory
 
@@ -86,14 +85,13 @@ class Commands:
 
 
 def _fit(export: dict[str, Any], teams: bool) -> dict[str, Any]:
-    """In Teams, drop the oldest archived messages until the export fits in one message."""
+    """In Teams, drop the oldest archived messages until the message that carries the export,
+    as it is sent (an indented JSON in a card, escaped again inside the activity), fits."""
     if not teams:
         return export
     archive = list(export["archive"])
-    while archive and len(json.dumps({**export, "archive": archive}, default=str)) > (
-        TEAMS_EXPORT_BYTES
-    ):
+    fitted = export
+    while archive and payload_bytes(export_activity(fitted, teams)) > TEAMS_EXPORT_BYTES:
         archive = archive[len(archive) // 4 or 1 :]
-    if len(archive) < len(export["archive"]):
-        return {**export, "archive": archive, "archive_complete": False}
-    return export
+        fitted = {**export, "archive": archive, "archive_complete": False}
+    return fitted

@@ -185,6 +185,11 @@ def forget_confirmation(question: str, question_id: str) -> Activity:
     )
 
 
+def payload_bytes(activity: Activity) -> int:
+    """How many bytes `activity` takes as the JSON sent to the channel."""
+    return len(json.dumps(activity.serialize(), ensure_ascii=False, default=str).encode())
+
+
 def export_activity(export: dict[str, Any], teams: bool) -> Activity:
     """The person's memory as JSON: a file-like attachment, or in Teams an Adaptive Card.
 
