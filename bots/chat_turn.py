@@ -17,7 +17,6 @@ from botbuilder.core import TurnContext
 from botbuilder.schema import Activity, ActivityTypes
 
 from bots.identity import is_group_conversation
-from bots.limits import RateLimiter
 from bots.replies import (
     StreamedAnswerFailed,
     answer_activity,
@@ -25,7 +24,7 @@ from bots.replies import (
     send_streamed,
     split_for_teams,
 )
-from bots.wording import RATE_LIMITED, REPLY_NOT_SAVED, TOO_LONG, model_failed
+from bots.wording import REPLY_NOT_SAVED, TOO_LONG, model_failed
 from memory import ConversationMemory, StoreError
 from model_client import ChatModel, ModelError
 from telemetry import TurnMetrics, log_turn, measure_turn
@@ -41,14 +40,12 @@ class ChatTurn:
         self,
         memory: ConversationMemory,
         model: ChatModel,
-        rate_limiter: RateLimiter,
         *,
         typing_after_seconds: float,
         typing_every_seconds: float,
     ) -> None:
         self.memory = memory
         self.model = model
-        self.rate_limiter = rate_limiter
         self.typing_after_seconds = typing_after_seconds
         self.typing_every_seconds = typing_every_seconds
 
@@ -57,11 +54,6 @@ class ChatTurn:
         if len(text) > MAX_MESSAGE_CHARS:
             await turn_context.send_activity(
                 TOO_LONG.format(length=len(text), limit=MAX_MESSAGE_CHARS)
-            )
-            return
-        if not self.rate_limiter.allow(key):
-            await turn_context.send_activity(
-                RATE_LIMITED.format(limit=self.rate_limiter.per_minute)
             )
             return
         started = time.perf_counter()

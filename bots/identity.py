@@ -40,6 +40,19 @@ def memory_key_for(activity: Activity) -> str | None:
     return _key("channel", channel, sender.id)
 
 
+def sender_key_for(activity: Activity) -> str | None:
+    """Who sent `activity`, the same in every chat they are in (a group's members each their
+    own): the personal memory key on Teams, channel id plus `from.id` elsewhere."""
+    sender = activity.from_property
+    tenant = tenant_id_of(activity)
+    aad_object_id = getattr(sender, "aad_object_id", None) if sender else None
+    if tenant and aad_object_id:
+        return _key("user", _canonical(tenant), _canonical(aad_object_id))
+    if sender is None or not sender.id:
+        return None
+    return _key("channel", activity.channel_id or "", sender.id)
+
+
 def tenant_id_of(activity: Activity) -> str | None:
     """The Teams tenant, from the conversation or, failing that, from channelData; None on any
     other channel, where nothing vouches for a tenant the body names."""

@@ -1,37 +1,44 @@
-"""Per-person rate limit, so one person cannot run up the model bill.
+"""Per-person rate limit, so one person cannot run up the model bill or the store's.
 
-A sliding window per memory key, in this process: with several instances each allows the limit,
-so the effective limit is the per-instance figure times the instance count.
+A sliding window per person (`bots.identity.sender_key_for`: across all their chats, and each
+member of a group on their own), counting every message that reaches a handler, commands
+included. In this process only: with several instances each allows the limit, so the effective
+limit is the per-instance figure times the instance count. At most MAX_PEOPLE windows are kept,
+the least recently seen dropped first, so each call is O(1) however many people there are.
 """
 
 from __future__ import annotations
 
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
+
+MAX_PEOPLE = 10_000
 
 
 class RateLimiter:
     def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.per_minute = per_minute
         self.clock = clock
-        self._recent: dict[str, deque[float]] = {}
+        self._recent: OrderedDict[str, deque[float]] = OrderedDict()
 
     def allow(self, key: str) -> bool:
         """Whether `key` may send another message now; counts it if so. 0 means no limit."""
         if self.per_minute <= 0:
             return True
         now = self.clock()
-        recent = self._recent.setdefault(key, deque())
+        recent = self._recent.get(key)
+        if recent is None:
+            recent = self._recent[key] = deque()
+            if len(self._recent) > MAX_PEOPLE:
+                self._recent.popitem(last=False)  # the least recently seen person
+        self._recent.move_to_end(key)
         while recent and now - recent[0] >= 60:
             recent.popleft()
         if len(recent) >= self.per_minute:
             return False
         recent.append(now)
-        if len(self._recent) > 10_000:
-            self._prune(now)
         return True
 
-    def _prune(self, now: float) -> None:
-        for key in [k for k, times in self._recent.items() if not times or now - times[-1] >= 60]:
-            del self._recent[key]
+    def __len__(self) -> int:
+        return len(self._recent)

@@ -20,7 +20,7 @@ from botbuilder.schema import Activity, ChannelAccount
 from bots.chat_turn import ChatTurn
 from bots.commands import Commands, card_action_in, command_in, is_yes
 from bots.forgetting import Forgetting, sender_of
-from bots.identity import is_group_conversation, memory_key_for, mentions_bot
+from bots.identity import is_group_conversation, memory_key_for, mentions_bot, sender_key_for
 from bots.limits import RateLimiter
 from bots.replies import CONFIRM_FORGET
 from bots.tenant_gate import TenantGate
@@ -28,6 +28,7 @@ from bots.wording import (
     FORGET_BUTTON_EXPIRED,
     NOT_TEXT,
     PERSONAL_CHAT,
+    RATE_LIMITED,
     STORE_DOWN_WHILE_ANSWERING,
     STORE_DOWN_WHILE_FORGETTING,
     STORE_DOWN_WHILE_RUNNING_A_COMMAND,
@@ -55,10 +56,10 @@ class MemoryBot(TeamsActivityHandler):  # type: ignore[misc]
         self.tenant_gate = TenantGate(allowed_tenant_ids)
         self.forgetting = Forgetting(memory)
         self.commands = Commands(memory, self.forgetting)
+        self.rate_limiter = RateLimiter(0) if rate_limiter is None else rate_limiter
         self.chat = ChatTurn(
             memory,
             model,
-            rate_limiter or RateLimiter(0),
             typing_after_seconds=typing_after_seconds,
             typing_every_seconds=typing_every_seconds,
         )
@@ -74,8 +75,13 @@ class MemoryBot(TeamsActivityHandler):  # type: ignore[misc]
         if group and action is None and not mentions_bot(activity):
             return  # in groups the bot speaks only when spoken to
         key = memory_key_for(activity)
-        if key is None:
+        sender = sender_key_for(activity)
+        if key is None or sender is None:
             await turn_context.send_activity(UNKNOWN_SENDER)
+            return
+        if not self.rate_limiter.allow(sender):  # commands and buttons count too
+            limit = self.rate_limiter.per_minute
+            await turn_context.send_activity(RATE_LIMITED.format(limit=limit))
             return
         if action is not None:
             confirmed = action == CONFIRM_FORGET

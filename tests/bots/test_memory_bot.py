@@ -12,6 +12,7 @@ from botbuilder.core import BotAdapter, TurnContext
 from botbuilder.schema import Activity, ConversationReference, ResourceResponse
 
 from bots import MemoryBot
+from bots.limits import MAX_PEOPLE, RateLimiter
 from bots.wording import (
     FORGET_BUTTON_EXPIRED,
     FORGET_CANCELLED,
@@ -20,6 +21,7 @@ from bots.wording import (
     MODEL_FAILED,
     NOT_KEPT,
     PERSONAL_CHAT,
+    RATE_LIMITED,
     REPLY_NOT_SAVED,
     STORE_DOWN_WHILE_ANSWERING,
     STORE_DOWN_WHILE_FORGETTING,
@@ -28,7 +30,13 @@ from bots.wording import (
 )
 from memory import ConversationMemory, ConversationRecord, Message, StoreUnavailable
 from model_client import ChatModel, ModelBusy, ModelError, Prompt
-from tests.support.activities import TENANT_ID, emulator_message, teams_message
+from tests.support.activities import (
+    TENANT_ID,
+    USER_AAD_OBJECT_ID,
+    ConversationType,
+    emulator_message,
+    teams_message,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -276,3 +284,39 @@ async def test_a_forget_button_works_for_who_asked_that_question_only() -> None:
     texts = await say(bot, in_group("forget", asker), in_group("", asker, confirm))
     assert texts[-1] == GROUP_CHAT.forgotten
     assert len(memory.forgotten) == 1
+
+
+async def test_commands_count_toward_the_rate_limit() -> None:
+    bot = bot_with(StandInMemory(), rate_limiter=RateLimiter(2))
+    texts = await say(bot, "help", "memory", "hello")
+    assert texts[-1] == RATE_LIMITED.format(limit=2)
+
+
+async def test_the_limit_is_per_person_across_their_chats_and_per_member_in_a_group() -> None:
+    bot = bot_with(StandInMemory(), rate_limiter=RateLimiter(2))
+    member = "33333333-3333-4333-8333-333333333333"
+
+    def teams(
+        text: str, where: ConversationType = "personal", aad: str = USER_AAD_OBJECT_ID
+    ) -> dict[str, Any]:
+        return teams_message(
+            text,
+            conversation_type=where,
+            conversation_id="19:room@thread.v2" if where != "personal" else None,
+            mention_bot=where != "personal",
+            aad_object_id=aad,
+            service_url=SERVICE_URL,
+        )
+
+    texts = await say(bot, teams("one"), teams("two", "groupChat"), teams("three", "groupChat"))
+    assert texts[-1] == RATE_LIMITED.format(limit=2)  # the same person, whichever chat
+    texts = await say(bot, teams("mine", "groupChat", aad=member))
+    assert texts[-1] != RATE_LIMITED.format(limit=2)  # another member's own budget
+
+
+def test_the_limiter_keeps_a_bounded_number_of_people() -> None:
+    limiter = RateLimiter(1)
+    for n in range(MAX_PEOPLE + 50):
+        assert limiter.allow(f"person-{n}")
+    assert len(limiter) == MAX_PEOPLE
+    assert not limiter.allow(f"person-{MAX_PEOPLE + 49}")  # the newest are still counted
