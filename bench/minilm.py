@@ -8,7 +8,7 @@ sentence-transformers does.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -109,3 +109,17 @@ def _encoder_layer(x: Array, w: dict[str, Array], prefix: str) -> Array:
     return _layer_norm(
         x + _dense(hidden, w, prefix + "output.dense"), w, prefix + "output.LayerNorm"
     )
+
+
+def cached_embedder() -> Callable[[Sequence[str]], Awaitable[list[list[float]]]]:
+    """MiniLM as an `embed` call, each text embedded once across all runs (it is deterministic)."""
+    model = MiniLM()
+    cache: dict[str, list[float]] = {}
+
+    async def embed(texts: Sequence[str]) -> list[list[float]]:
+        missing = [t for t in dict.fromkeys(texts) if t not in cache]
+        for text, vector in zip(missing, model.embed(missing), strict=True):
+            cache[text] = vector
+        return [cache[t] for t in texts]
+
+    return embed

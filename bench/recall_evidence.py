@@ -43,6 +43,7 @@ from datetime import datetime
 from pathlib import Path
 
 from bench.dialogues import CATEGORIES, Conversation, Question, build_dialogues
+from bench.minilm import cached_embedder
 from memory import ConversationMemory, MemoryStore
 from memory.recall import Embed
 from memory.sqlite_store import SQLiteStore
@@ -233,22 +234,6 @@ async def measure_memory(
                 )
             finally:
                 await store.close()
-
-
-def cached_embedder() -> Embed:
-    """MiniLM embeddings, each text embedded once (the model is deterministic)."""
-    from bench.minilm import MiniLM
-
-    model = MiniLM()
-    cache: dict[str, list[float]] = {}
-
-    async def embed(texts: Sequence[str]) -> list[list[float]]:
-        missing = [t for t in dict.fromkeys(texts) if t not in cache]
-        for text, vector in zip(missing, model.embed(missing), strict=True):
-            cache[text] = vector
-        return [cache[t] for t in texts]
-
-    return embed
 
 
 # ---------------------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bench.minilm import cached_embedder
 from memory import ChatMessage, MemoryStore
 from memory.recall import Embed
 from memory.sqlite_store import SQLiteStore
@@ -173,22 +174,6 @@ STRATEGIES = {
 SEMANTIC_STRATEGIES = {
     "recall alone, lexical + semantic (MiniLM)": {"summarise": False, "recall": True},
 }
-
-
-def cached_embedder() -> Embed:
-    """MiniLM embeddings, each text embedded once across all runs (it is deterministic)."""
-    from bench.minilm import MiniLM
-
-    model = MiniLM()
-    cache: dict[str, list[float]] = {}
-
-    async def embed(texts: Sequence[str]) -> list[list[float]]:
-        missing = [t for t in dict.fromkeys(texts) if t not in cache]
-        for text, vector in zip(missing, model.embed(missing), strict=True):
-            cache[text] = vector
-        return [cache[t] for t in texts]
-
-    return embed
 
 
 async def share_recalled(

@@ -15,7 +15,7 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
-from memory.records import Candidate, Message
+from memory.records import Candidate
 from memory.terms import terms_of
 
 MAX_QUERY_TERMS = 12
@@ -53,11 +53,6 @@ class Scored(Protocol):
 
 
 S = TypeVar("S", bound=Scored)
-
-
-def rank_by_terms(candidates: Sequence[Candidate], terms: Sequence[str]) -> list[Message]:
-    """`rank_candidates`, as messages."""
-    return [c.message for c in rank_candidates(candidates, terms)]
 
 
 def rank_candidates(candidates: Sequence[S], terms: Sequence[str]) -> list[S]:
