@@ -2,13 +2,14 @@
 
 SQLite is called from one thread of the store's own, never from the event loop, and each store
 operation is one function run there: a whole turn's write (read, merge, write, archive, commit)
-is one hand-over between threads, not one per statement. Writes go through `BEGIN IMMEDIATE`, so
-a read-modify-write is atomic even when several processes share the file; WAL lets readers carry
-on while a write is in progress. The archive is an FTS5 table of each person's own terms, which
-finds a search's candidates in bounded work (rare words through the whole archive, common ones
-among the newest matches); embeddings (when configured) sit beside it as float32 blobs, all of
-one person's read per search: fine for the embedded default, not for millions. Ranking is
-`memory.recall`'s, through `StoreBase`.
+is one hand-over between threads, not one per statement. The two long ones, forgetting and
+exporting a large archive, go in bounded steps of their own, so that others' turns run between.
+Writes go through `BEGIN IMMEDIATE`, so a read-modify-write is atomic even when several
+processes share the file; WAL lets readers carry on while a write is in progress. The archive is
+an FTS5 table of each person's own terms, which finds a search's candidates in bounded work
+(rare words through the whole archive, common ones among the newest matches); embeddings (when
+configured) sit beside it as float32 blobs, all of one person's read per search: fine for the
+embedded default, not for millions. Ranking is `memory.recall`'s, through `StoreBase`.
 """
 
 from __future__ import annotations
@@ -86,6 +87,10 @@ class SQLiteStore(StoreBase):
     NEWEST_EMBEDDED = 2000  # semantic recall compares the newest this-many embedded messages
     EMBEDDED_PEOPLE = 32  # people whose newest embeddings are kept in memory (~2 MB each)
     FEWEST_CANDIDATES = 32  # read into Python from each set, however few results are asked for
+    # Long work on one person's archive is done in steps, each a hand-over of its own to the
+    # store's thread, so that everyone else's operations run in between.
+    FORGET_CHUNK = 500  # archived messages (or embeddings) deleted per transaction by a forget
+    EXPORT_PAGE = 500  # archived messages read per step by an export
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -507,32 +512,107 @@ class SQLiteStore(StoreBase):
         return None if row is None else _archived(*row)
 
     async def archived(self, key: str, limit: int) -> list[Message]:
-        return await self._run("read from SQLite", self._archived, key, limit)
+        """Read from the newest down, EXPORT_PAGE messages a hand-over, so that a large export
+        holds no one else up for as long as it takes; newest in the order they were archived
+        (as Cosmos DB's `seq`), which each page reads in bounded work. What is archived while
+        the export is under way is not in it."""
+        newest: list[Message] = []
+        up_to = 2**63 - 1  # SQLite's largest rowid
+        while len(newest) < limit:
+            wanted = min(limit - len(newest), self.EXPORT_PAGE)
+            page, up_to = await self._run("read from SQLite", self._archived, key, wanted, up_to)
+            newest += page
+            if len(page) < wanted:
+                break
+        newest.reverse()
+        return newest
 
-    def _archived(self, key: str, limit: int) -> list[Message]:
-        rows = self._connection().execute(
-            "SELECT id, role, text, at, author FROM archive WHERE archive MATCH ? AND key = ? "
-            "ORDER BY at DESC, rowid DESC LIMIT ?",
-            (_person(key), key, limit),
+    def _archived(self, key: str, limit: int, up_to: int) -> tuple[list[Message], int]:
+        """The key's newest `limit` archived messages at or below rowid `up_to`, newest first,
+        and the rowid to read on from."""
+        rows = (
+            self._connection()
+            .execute(
+                "SELECT rowid, id, role, text, at, author FROM archive WHERE archive MATCH ? "
+                "AND key = ? AND rowid <= ? ORDER BY rowid DESC LIMIT ?",
+                (_person(key), key, up_to, limit),
+            )
+            .fetchall()
         )
-        return [_archived(*row) for row in reversed(rows.fetchall())]
+        return [_archived(*row[1:]) for row in rows], rows[-1][0] - 1 if rows else up_to
 
     async def delete(self, key: str) -> None:
-        await self._run("delete from SQLite", self._delete, key)
+        """The record goes first, in a transaction of its own, so that the bot stops using the
+        memory at once; then what the key had archived and embedded by then, FORGET_CHUNK rows a
+        transaction and a hand-over: one transaction for a large archive held everyone else up
+        for as long as it took. A turn taken meanwhile starts a new memory, which this forget
+        leaves alone. Interrupted (the store closed, or failed), what is left has no record, and
+        the key's next forget deletes it."""
+        archived, embedded = await self._run("delete from SQLite", self._delete, key)
+        while archived is not None:
+            archived = await self._run("delete from SQLite", self._delete_archived, key, archived)
+        while embedded is not None:
+            embedded = await self._run("delete from SQLite", self._delete_embedded, key, embedded)
 
-    def _delete(self, key: str) -> None:
+    def _delete(self, key: str) -> tuple[int | None, int | None]:
+        """The key's record deleted; the rowids of its newest archived message and newest
+        embedding then (None where there is none), from which `delete` deletes the rest."""
         db = self._connection()
         self._decoded.pop(key, None)
-        for kept in [k for k in self._embeddings if k[0] == key]:
-            del self._embeddings[kept]
+        self._drop_embeddings(key)
         with _transaction(db):
             db.execute("DELETE FROM records WHERE key = ?", (key,))
-            db.execute(
-                "DELETE FROM archive WHERE rowid IN "
-                "(SELECT rowid FROM archive WHERE archive MATCH ? AND key = ?)",
+            archived = db.execute(
+                "SELECT rowid FROM archive WHERE archive MATCH ? AND key = ? "
+                "ORDER BY rowid DESC LIMIT 1",
                 (_person(key), key),
-            )
-            db.execute("DELETE FROM vectors WHERE key = ?", (key,))
+            ).fetchone()
+            embedded = db.execute(
+                "SELECT rowid FROM vectors WHERE key = ? ORDER BY rowid DESC LIMIT 1", (key,)
+            ).fetchone()
+        return (archived[0] if archived else None, embedded[0] if embedded else None)
+
+    def _delete_archived(self, key: str, up_to: int) -> int | None:
+        """The key's newest FORGET_CHUNK archived messages at or below rowid `up_to` deleted, in
+        one transaction; the rowid to go on from, or None when none are left."""
+        db = self._connection()
+        with _transaction(db):
+            rowids = [
+                row[0]
+                for row in db.execute(
+                    "SELECT rowid FROM archive WHERE archive MATCH ? AND key = ? AND rowid <= ? "
+                    "ORDER BY rowid DESC LIMIT ?",
+                    (_person(key), key, up_to, self.FORGET_CHUNK),
+                )
+            ]
+            self._delete_rows(db, "archive", rowids)
+        return rowids[-1] - 1 if len(rowids) == self.FORGET_CHUNK else None
+
+    def _delete_embedded(self, key: str, up_to: int) -> int | None:
+        """As `_delete_archived`, for the key's embeddings; none of them is kept in memory after."""
+        db = self._connection()
+        with _transaction(db):
+            rowids = [
+                row[0]
+                for row in db.execute(
+                    "SELECT rowid FROM vectors WHERE key = ? AND rowid <= ? "
+                    "ORDER BY rowid DESC LIMIT ?",
+                    (key, up_to, self.FORGET_CHUNK),
+                )
+            ]
+            self._delete_rows(db, "vectors", rowids)
+        self._drop_embeddings(key)  # a search meanwhile may have kept some of them
+        return rowids[-1] - 1 if len(rowids) == self.FORGET_CHUNK else None
+
+    def _drop_embeddings(self, key: str) -> None:
+        for kept in [k for k in self._embeddings if k[0] == key]:
+            del self._embeddings[kept]
+
+    @staticmethod
+    def _delete_rows(db: sqlite3.Connection, table: str, rowids: Sequence[int]) -> None:
+        if rowids:
+            marks = ",".join("?" * len(rowids))
+            db.execute(f"DELETE FROM {table} WHERE rowid IN ({marks})", rowids)  # noqa: S608
 
     async def close(self) -> None:
         thread, self._thread = self._thread, None
