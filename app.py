@@ -18,7 +18,7 @@ from aiohttp import web
 from bots import MemoryBot, close_adapter, create_adapter, messages_handler
 from bots.limits import RateLimiter
 from config import ConfigError, Settings, load_settings
-from memory import MemoryStore, StoreError
+from memory import Ledger, MemoryStore, StoreError
 from model_client import ChatModel, create_chat_model
 from telemetry import configure_exporter
 from wiring import create_memory, create_store, describe_embeddings
@@ -37,6 +37,7 @@ def create_app(
     bot = MemoryBot(
         memory,
         model,
+        ledger=Ledger(store),
         allowed_tenant_ids=settings.allowed_tenant_ids,
         rate_limiter=RateLimiter(settings.rate_limit_per_minute),
     )

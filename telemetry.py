@@ -30,6 +30,11 @@ _current: ContextVar[TurnMetrics | None] = ContextVar("memorybot_turn", default=
 
 @contextmanager
 def measure_turn() -> Iterator[TurnMetrics]:
+    """Counts what is recorded inside it for one turn; inside another, that turn's figures."""
+    metrics = _current.get()
+    if metrics is not None:
+        yield metrics
+        return
     metrics = TurnMetrics()
     token = _current.set(metrics)
     try:

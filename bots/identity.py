@@ -10,6 +10,7 @@ told the bot in private never surfaces in front of a group.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import Any
 from urllib.parse import quote
@@ -51,6 +52,17 @@ def sender_key_for(activity: Activity) -> str | None:
     if sender is None or not sender.id:
         return None
     return _key("channel", activity.channel_id or "", sender.id)
+
+
+def delivery_id_for(activity: Activity) -> str:
+    """The channel's name for this one message, the same each time it is delivered again: a
+    digest of the conversation id and the activity id (a message without an id gets a name of
+    its own, so it is never taken for another)."""
+    conversation = activity.conversation.id if activity.conversation else None
+    if not activity.id or not conversation:
+        return uuid.uuid4().hex
+    named = f"{activity.channel_id}\n{conversation}\n{activity.id}".encode("utf-8", "replace")
+    return hashlib.sha256(named).hexdigest()[:32]
 
 
 def tenant_id_of(activity: Activity) -> str | None:

@@ -2,9 +2,11 @@
 
 A sliding window per person (`bots.identity.sender_key_for`: across all their chats, and each
 member of a group on their own), counting every message that reaches a handler, commands
-included. In this process only: with several instances each allows the limit, so the effective
-limit is the per-instance figure times the instance count. At most MAX_PEOPLE windows are kept,
-the least recently seen dropped first, so each call is O(1) however many people there are.
+included. This is the first check, in this process and at no cost: a flood from one person is
+refused without a store request. The limit that holds across instances is the second check,
+`MemoryBot`'s count of the person's messages taken in the store's ledger (`memory.Ledger`). At
+most MAX_PEOPLE windows are kept here, the least recently seen dropped first, so each call is
+O(1) however many people there are.
 """
 
 from __future__ import annotations

@@ -18,9 +18,15 @@ from botbuilder.core.teams import TeamsActivityHandler
 from botbuilder.schema import Activity, ChannelAccount
 
 from bots.chat_turn import ChatTurn
-from bots.commands import Commands, card_action_in, command_in, is_yes
+from bots.commands import Command, Commands, card_action_in, command_in, is_yes
 from bots.forgetting import Forgetting, sender_of
-from bots.identity import is_group_conversation, memory_key_for, mentions_bot, sender_key_for
+from bots.identity import (
+    delivery_id_for,
+    is_group_conversation,
+    memory_key_for,
+    mentions_bot,
+    sender_key_for,
+)
 from bots.limits import RateLimiter
 from bots.replies import CONFIRM_FORGET
 from bots.tenant_gate import TenantGate
@@ -35,8 +41,9 @@ from bots.wording import (
     UNKNOWN_SENDER,
     wording_for,
 )
-from memory import ConversationMemory, StoreError
+from memory import ConversationMemory, Ledger, StoreError
 from model_client import ChatModel
+from telemetry import measure_turn
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +54,7 @@ class MemoryBot(TeamsActivityHandler):  # type: ignore[misc]
         memory: ConversationMemory,
         model: ChatModel,
         *,
+        ledger: Ledger,
         allowed_tenant_ids: frozenset[str] = frozenset(),
         rate_limiter: RateLimiter | None = None,
         typing_after_seconds: float = 0.5,
@@ -54,7 +62,8 @@ class MemoryBot(TeamsActivityHandler):  # type: ignore[misc]
     ) -> None:
         super().__init__()
         self.tenant_gate = TenantGate(allowed_tenant_ids)
-        self.forgetting = Forgetting(memory)
+        self.ledger = ledger
+        self.forgetting = Forgetting(memory, ledger)
         self.commands = Commands(memory, self.forgetting)
         self.rate_limiter = RateLimiter(0) if rate_limiter is None else rate_limiter
         self.chat = ChatTurn(
@@ -79,18 +88,55 @@ class MemoryBot(TeamsActivityHandler):  # type: ignore[misc]
         if key is None or sender is None:
             await turn_context.send_activity(UNKNOWN_SENDER)
             return
-        if not self.rate_limiter.allow(sender):  # commands and buttons count too
-            limit = self.rate_limiter.per_minute
-            await turn_context.send_activity(RATE_LIMITED.format(limit=limit))
+        if not self.rate_limiter.allow(sender):  # this instance's own count: costs no request
+            await turn_context.send_activity(self._rate_limited)
             return
-        if action is not None:
-            confirmed = action == CONFIRM_FORGET
-            asker = sender_of(turn_context)
-            if confirmed and not self.forgetting.answers_the_question(key, asker, activity.value):
-                await turn_context.send_activity(FORGET_BUTTON_EXPIRED)  # "keep" needs no check
+        delivery = delivery_id_for(activity)
+        with measure_turn():  # a chat turn's figures count the ledger's requests too
+            if not await self._admit(turn_context, sender, delivery):
                 return
-            answer = self.forgetting.answer(turn_context, key, group, confirmed)
-            await _handle(turn_context, answer, if_store_down=STORE_DOWN_WHILE_FORGETTING)
+            try:
+                await self._route(turn_context, key, sender, group, action)
+            except BaseException:
+                # Not handled after all: the channel's next delivery of it should be.
+                await self._give_back(sender, delivery)
+                raise
+
+    async def _admit(self, turn_context: TurnContext, sender: str, delivery: str) -> bool:
+        """Takes the delivery in the ledger, once for every instance, and applies the limit
+        across instances: False when the message was handled already or is over the limit. A
+        ledger that cannot be reached lets the message through (its handler then says what
+        failed, if it needs the store too)."""
+        try:
+            if not await self.ledger.take(sender, delivery):
+                log.info("a message delivered again was not handled again")
+                return False
+            limit = self.rate_limiter.per_minute
+            if limit > 0 and await self.ledger.taken_within(sender, 60) > limit:
+                await turn_context.send_activity(self._rate_limited)
+                return False
+        except StoreError as error:
+            log.warning("ledger unavailable, message handled without it: %s", type(error).__name__)
+        return True
+
+    async def _give_back(self, sender: str, delivery: str) -> None:
+        try:
+            await self.ledger.give_back(sender, delivery)
+        except StoreError as error:
+            log.warning("could not release a delivery: %s", type(error).__name__)
+
+    @property
+    def _rate_limited(self) -> str:
+        return RATE_LIMITED.format(limit=self.rate_limiter.per_minute)
+
+    async def _route(
+        self, turn_context: TurnContext, key: str, sender: str, group: bool, action: str | None
+    ) -> None:
+        activity = turn_context.activity
+        asker = sender_of(turn_context)
+        if action is not None:
+            press = self._press(turn_context, key, sender, group, action == CONFIRM_FORGET)
+            await _handle(turn_context, press, if_store_down=STORE_DOWN_WHILE_FORGETTING)
             return
         text = message_text(activity)
         if not text:
@@ -99,15 +145,29 @@ class MemoryBot(TeamsActivityHandler):  # type: ignore[misc]
         command = command_in(text)
         if command is not None:
             run = self.commands.run(turn_context, key, command, group)
-            await _handle(turn_context, run, if_store_down=STORE_DOWN_WHILE_RUNNING_A_COMMAND)
+            down = STORE_DOWN_WHILE_RUNNING_A_COMMAND
+            if command is Command.FORGET:  # asking is the first step of forgetting
+                down = STORE_DOWN_WHILE_FORGETTING
+            await _handle(turn_context, run, if_store_down=down)
             return
-        if self.forgetting.pending(key, sender_of(turn_context)) and is_yes(text):
+        if is_yes(text) and await _checked(self.forgetting.pending(key, asker, sender)):
             answer = self.forgetting.answer(turn_context, key, group, True)
             await _handle(turn_context, answer, if_store_down=STORE_DOWN_WHILE_FORGETTING)
             return
-        self.forgetting.drop_question(key)
         chat = self.chat.run(turn_context, key, text)
         await _handle(turn_context, chat, if_store_down=STORE_DOWN_WHILE_ANSWERING)
+
+    async def _press(
+        self, turn_context: TurnContext, key: str, sender: str, group: bool, confirmed: bool
+    ) -> None:
+        """A forget card's button: "keep" needs no check; "forget" must answer the question
+        that stands, pressed by who asked it."""
+        if confirmed and not await self.forgetting.answers_the_question(
+            key, sender_of(turn_context), sender, turn_context.activity.value
+        ):
+            await turn_context.send_activity(FORGET_BUTTON_EXPIRED)
+            return
+        await self.forgetting.answer(turn_context, key, group, confirmed)
 
     async def on_installation_update_add(self, turn_context: TurnContext) -> None:
         group = is_group_conversation(turn_context.activity)
@@ -151,6 +211,16 @@ def _loggable(value: object, limit: int = 64) -> str:
     """An outside value for a log line: printable characters only, on one line, cut short."""
     text = "".join(c if c.isprintable() else "?" for c in str(value)[:limit])
     return text + ("…" if len(str(value)) > limit else "")
+
+
+async def _checked(check: Awaitable[bool]) -> bool:
+    """A check that reads the store; a store that cannot be reached makes it false (what the
+    message is then taken for says what failed, if it needs the store too)."""
+    try:
+        return await check
+    except StoreError as error:
+        log.error("memory store failed: %s: %s", type(error).__name__, error)
+        return False
 
 
 async def _handle(

@@ -6,6 +6,7 @@ messages, and hands back plain chat messages for the model.
 
 from memory.conversation import ConversationMemory
 from memory.errors import StoreConflict, StoreError, StoreUnavailable
+from memory.ledger import Ledger
 from memory.records import ChatMessage, ConversationRecord, Message
 from memory.store import MemoryStore
 
@@ -13,6 +14,7 @@ __all__ = [
     "ChatMessage",
     "ConversationMemory",
     "ConversationRecord",
+    "Ledger",
     "MemoryStore",
     "Message",
     "StoreConflict",

@@ -78,6 +78,22 @@ _SCHEMA = (
     # A person's vectors newest first (an index on `key` keeps its rows in rowid order).
     "CREATE INDEX IF NOT EXISTS vectors_by_key ON vectors (key)",
 )
+# Marks (`MemoryStore.mark`): short-lived, so purged by expiry, a few at a time, as marks are set.
+# Added without a schema version: an older MemoryBot leaves the table alone.
+_MARKS = (
+    """
+    CREATE TABLE IF NOT EXISTS marks (
+        key TEXT NOT NULL,
+        name TEXT NOT NULL,
+        value TEXT NOT NULL,
+        at REAL NOT NULL,
+        expires REAL NOT NULL,
+        PRIMARY KEY (key, name)
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS marks_by_expiry ON marks (expires)",
+)
+_EXPIRED_MARKS_PURGED = 64  # at most, each time a mark is set
 
 
 class SQLiteStore(StoreBase):
@@ -614,6 +630,66 @@ class SQLiteStore(StoreBase):
             marks = ",".join("?" * len(rowids))
             db.execute(f"DELETE FROM {table} WHERE rowid IN ({marks})", rowids)  # noqa: S608
 
+    async def mark(
+        self, key: str, name: str, value: str, *, now: float, seconds: float, replace: bool
+    ) -> bool:
+        record_store_request()
+        return await self._run(
+            "write to SQLite", self._mark, key, name, value, now, now + seconds, replace
+        )
+
+    def _mark(
+        self, key: str, name: str, value: str, now: float, expires: float, replace: bool
+    ) -> bool:
+        db = self._connection()
+        with _transaction(db):
+            db.execute(
+                "DELETE FROM marks WHERE rowid IN "
+                "(SELECT rowid FROM marks WHERE expires <= ? LIMIT ?)",
+                (now, _EXPIRED_MARKS_PURGED),
+            )
+            if not replace:
+                db.execute(
+                    "DELETE FROM marks WHERE key = ? AND name = ? AND expires <= ?",
+                    (key, name, now),
+                )
+            verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
+            written = db.execute(
+                f"{verb} INTO marks (key, name, value, at, expires) VALUES (?, ?, ?, ?, ?)",
+                (key, name, value, now, expires),
+            )
+            return written.rowcount == 1
+
+    async def marked(self, key: str, name: str, *, now: float) -> str | None:
+        record_store_request()
+        return await self._run("read from SQLite", self._marked, key, name, now)
+
+    def _marked(self, key: str, name: str, now: float) -> str | None:
+        rows = self._connection().execute(
+            "SELECT value FROM marks WHERE key = ? AND name = ? AND expires > ?", (key, name, now)
+        )
+        return _first(rows)
+
+    async def unmark(self, key: str, name: str) -> None:
+        record_store_request()
+        await self._run("write to SQLite", self._unmark, key, name)
+
+    def _unmark(self, key: str, name: str) -> None:
+        self._connection().execute("DELETE FROM marks WHERE key = ? AND name = ?", (key, name))
+
+    async def count_marks(self, key: str, prefix: str, *, since: float, now: float) -> int:
+        record_store_request()
+        return await self._run("read from SQLite", self._count_marks, key, prefix, since, now)
+
+    def _count_marks(self, key: str, prefix: str, since: float, now: float) -> int:
+        # `substr`, not LIKE: a name's `%` and `_` are plain characters here.
+        counted = self._connection().execute(
+            "SELECT count(*) FROM marks WHERE key = ? AND substr(name, 1, ?) = ? "
+            "AND at >= ? AND expires > ?",
+            (key, len(prefix), prefix, since, now),
+        )
+        return int(counted.fetchone()[0])
+
     async def close(self) -> None:
         thread, self._thread = self._thread, None
         if thread is None:
@@ -656,6 +732,8 @@ def _prepare(db: sqlite3.Connection) -> bool:
         if "position" not in columns:  # files before schema 3
             db.execute("ALTER TABLE vectors ADD COLUMN position INTEGER")
         db.execute(_SCHEMA[2])
+        for statement in _MARKS:
+            db.execute(statement)
         if version == SCHEMA_VERSION:
             return False
         migrating = bool(

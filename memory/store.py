@@ -88,6 +88,25 @@ class MemoryStore(Protocol):
     async def delete(self, key: str) -> None:
         """Forget everything stored under `key`, archive included; deleting nothing is fine."""
 
+    async def mark(
+        self, key: str, name: str, value: str, *, now: float, seconds: float, replace: bool
+    ) -> bool:
+        """Sets the mark `name` of `key` to `value`, standing from `now` (seconds since the
+        epoch) until `now + seconds`. Unless `replace`, only where no mark of that name stands:
+        True when this call set it. Atomic between every process on the same storage: of two
+        that set one mark at once, one gets True. (Marks are the store's short-lived notes:
+        which deliveries were taken, which questions stand; `memory.ledger` reads them.)"""
+
+    async def marked(self, key: str, name: str, *, now: float) -> str | None:
+        """The value of `key`'s mark `name` if it stands at `now`, else None."""
+
+    async def unmark(self, key: str, name: str) -> None:
+        """Removes `key`'s mark `name`; removing none is fine."""
+
+    async def count_marks(self, key: str, prefix: str, *, since: float, now: float) -> int:
+        """How many of `key`'s marks named `prefix`... standing at `now` were set at or after
+        `since`."""
+
     async def close(self) -> None:
         """Release connections; safe to call twice."""
 

@@ -14,6 +14,7 @@ from memory.records import Message
 PARTITION_KEY_PATH = "/pk"
 RECORD_ITEM_ID = "record"
 ARCHIVE_ITEM_PREFIX = "m-"
+MARK_ITEM_PREFIX = "k-"
 MAX_ID_LENGTH = 255
 
 _LITERAL = frozenset(string.ascii_letters + string.digits + "-")
@@ -49,3 +50,8 @@ def partition_key_for(key: str) -> str:
 def archive_item_id(message: Message) -> str:
     """The id of a message's archive item; archiving the same message twice writes one item."""
     return ARCHIVE_ITEM_PREFIX + cosmos_safe(message.id, MAX_ID_LENGTH - len(ARCHIVE_ITEM_PREFIX))
+
+
+def mark_item_id(name: str) -> str:
+    """The id of the item that holds a memory key's mark `name` (`MemoryStore.mark`)."""
+    return MARK_ITEM_PREFIX + cosmos_safe(name, MAX_ID_LENGTH - len(MARK_ITEM_PREFIX))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import math
 import random
 import uuid
 from collections import OrderedDict
@@ -25,11 +26,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from azure.core import MatchConditions
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.cosmos.aio import ContainerProxy
 from azure.cosmos.exceptions import CosmosBatchOperationError, CosmosHttpResponseError
 
-from memory.cosmos.ids import RECORD_ITEM_ID, archive_item_id, partition_key_for
+from memory.cosmos.ids import RECORD_ITEM_ID, archive_item_id, mark_item_id, partition_key_for
 from memory.cosmos.provisioning import ContainerSpec, connect
 from memory.cosmos.requests import (
     CONFLICT,
@@ -329,7 +331,10 @@ class CosmosStore(StoreBase):
 
         async def item_ids() -> list[str]:
             rows = container.query_items(
-                "SELECT VALUE c.id FROM c WHERE c.pk = @pk",
+                # Marks stay: they hold no words, only which deliveries were taken (for the
+                # rate limit and redeliveries), and expire within ten minutes.
+                "SELECT VALUE c.id FROM c WHERE c.pk = @pk "
+                "AND NOT (IS_DEFINED(c.kind) AND c.kind = 'mark')",
                 parameters=[{"name": "@pk", "value": partition}],
                 partition_key=partition,
                 response_hook=charged,
@@ -352,6 +357,117 @@ class CosmosStore(StoreBase):
             for outcome in outcomes:
                 if isinstance(outcome, BaseException):
                     raise outcome
+
+    async def mark(
+        self, key: str, name: str, value: str, *, now: float, seconds: float, replace: bool
+    ) -> bool:
+        """One create (or upsert, to `replace`); where a mark of that name is found but has
+        expired, a replace conditional on its `_etag`, so that of two writers one wins. Each
+        mark item carries a `ttl`, so Cosmos DB removes it once it has expired (where the
+        container has a time to live); `expires` decides meanwhile."""
+        container = self._open_container()
+        partition = partition_key_for(key)
+        item_id = mark_item_id(name)
+        item = {
+            "id": item_id,
+            "pk": partition,
+            "kind": "mark",
+            "name": name,
+            "value": value,
+            "at": now,
+            "expires": now + seconds,
+            "ttl": max(1, math.ceil(seconds)),
+        }
+        if replace:
+            await self._requests(
+                "set a mark",
+                lambda: container.upsert_item(item, response_hook=charged),
+            )
+            return True
+        try:
+            await self._requests(
+                "set a mark",
+                lambda: container.create_item(item, response_hook=charged),
+                expected={CONFLICT},
+            )
+            return True
+        except CosmosHttpResponseError:
+            pass  # one stands, or stood: it may have expired
+        standing = await self._mark_item(key, name)
+        if standing is None or float(standing.get("expires", 0)) > now:
+            return False  # standing, or removed this instant by whoever holds it now
+        try:
+            await self._requests(
+                "set a mark",
+                lambda: container.replace_item(
+                    item_id,
+                    item,
+                    etag=standing.get("_etag"),
+                    match_condition=MatchConditions.IfNotModified,
+                    response_hook=charged,
+                ),
+                expected={PRECONDITION_FAILED, NOT_FOUND},
+            )
+        except CosmosHttpResponseError:
+            return False  # someone else renewed it first
+        return True
+
+    async def marked(self, key: str, name: str, *, now: float) -> str | None:
+        item = await self._mark_item(key, name)
+        if item is None or float(item.get("expires", 0)) <= now:
+            return None
+        return str(item.get("value", ""))
+
+    async def _mark_item(self, key: str, name: str) -> dict[str, Any] | None:
+        container = self._open_container()
+        try:
+            item: dict[str, Any] = await self._requests(
+                "read a mark",
+                lambda: container.read_item(
+                    mark_item_id(name), partition_key=partition_key_for(key), response_hook=charged
+                ),
+                expected={NOT_FOUND},
+            )
+        except CosmosHttpResponseError:
+            return None
+        return item
+
+    async def unmark(self, key: str, name: str) -> None:
+        container = self._open_container()
+        try:
+            await self._requests(
+                "remove a mark",
+                lambda: container.delete_item(
+                    mark_item_id(name), partition_key=partition_key_for(key), response_hook=charged
+                ),
+                expected={NOT_FOUND},
+            )
+        except CosmosHttpResponseError:
+            return
+
+    async def count_marks(self, key: str, prefix: str, *, since: float, now: float) -> int:
+        """One query in the key's partition; `kind` is indexed, the rest is read from the few
+        marks a key has."""
+        container = self._open_container()
+        partition = partition_key_for(key)
+
+        async def count() -> int:
+            rows = container.query_items(
+                "SELECT VALUE COUNT(1) FROM c WHERE c.pk = @pk AND c.kind = 'mark' "
+                "AND STARTSWITH(c.name, @prefix) AND c.at >= @since AND c.expires > @now",
+                parameters=[
+                    {"name": "@pk", "value": partition},
+                    {"name": "@prefix", "value": prefix},
+                    {"name": "@since", "value": since},
+                    {"name": "@now", "value": now},
+                ],
+                partition_key=partition,
+                response_hook=charged,
+            )
+            counted: list[Any] = [row async for row in rows]  # VALUE COUNT(1): one number
+            return sum(int(row) for row in counted)
+
+        return await self._requests("count marks", count)
 
     async def close(self) -> None:
         resources, self._resources, self._container = self._resources, None, None

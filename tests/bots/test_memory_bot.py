@@ -28,7 +28,14 @@ from bots.wording import (
     STORE_DOWN_WHILE_RUNNING_A_COMMAND,
     TENANT_REFUSED,
 )
-from memory import ConversationMemory, ConversationRecord, Message, StoreUnavailable
+from memory import (
+    ConversationMemory,
+    ConversationRecord,
+    Ledger,
+    MemoryStore,
+    Message,
+    StoreUnavailable,
+)
 from model_client import ChatModel, ModelBusy, ModelError, Prompt
 from tests.support.activities import (
     TENANT_ID,
@@ -98,6 +105,37 @@ class StandInMemory:
         self.forgotten.append(key)
 
 
+class MarksInMemory:
+    """The store's marks as a dict, for the ledger (both real stores' marks are checked in
+    tests/memory/test_store_behaviour.py)."""
+
+    def __init__(self) -> None:
+        self.marks: dict[tuple[str, str], tuple[str, float, float]] = {}
+
+    async def mark(
+        self, key: str, name: str, value: str, *, now: float, seconds: float, replace: bool
+    ) -> bool:
+        standing = self.marks.get((key, name))
+        if not replace and standing is not None and standing[2] > now:
+            return False
+        self.marks[key, name] = (value, now, now + seconds)
+        return True
+
+    async def marked(self, key: str, name: str, *, now: float) -> str | None:
+        standing = self.marks.get((key, name))
+        return standing[0] if standing is not None and standing[2] > now else None
+
+    async def unmark(self, key: str, name: str) -> None:
+        self.marks.pop((key, name), None)
+
+    async def count_marks(self, key: str, prefix: str, *, since: float, now: float) -> int:
+        return sum(
+            1
+            for (k, name), (_, at, expires) in self.marks.items()
+            if k == key and name.startswith(prefix) and at >= since and expires > now
+        )
+
+
 class StandInModel:
     def __init__(self, failure: ModelError | None = None) -> None:
         self.failure = failure
@@ -112,6 +150,7 @@ class StandInModel:
 
 
 def bot_with(memory: StandInMemory, model: StandInModel | None = None, **options: Any) -> MemoryBot:
+    options.setdefault("ledger", Ledger(cast(MemoryStore, MarksInMemory())))
     return MemoryBot(
         cast(ConversationMemory, memory),
         cast(ChatModel, model or StandInModel()),
@@ -320,3 +359,55 @@ def test_the_limiter_keeps_a_bounded_number_of_people() -> None:
         assert limiter.allow(f"person-{n}")
     assert len(limiter) == MAX_PEOPLE
     assert not limiter.allow(f"person-{MAX_PEOPLE + 49}")  # the newest are still counted
+
+
+async def test_a_message_delivered_again_is_answered_and_remembered_once() -> None:
+    memory = StandInMemory()
+    bot = bot_with(memory)
+    message = emulator_message("hello", service_url=SERVICE_URL)
+    assert await say(bot, message, message) == ["echo: hello"]
+    assert memory.remembered == [("hello", "echo: hello")]
+    other = emulator_message("hello", service_url=SERVICE_URL)  # same words, another message
+    assert await say(bot, other) == ["echo: hello"]
+
+
+class BrokenMemory(StandInMemory):
+    async def prompt_for(self, key: str, text: str, *, author: str = "") -> list[dict[str, str]]:
+        raise RuntimeError("a bug, not a store failure")
+
+
+async def test_a_message_whose_handling_failed_is_handled_when_delivered_again() -> None:
+    marks = MarksInMemory()
+    message = emulator_message("hello", service_url=SERVICE_URL)
+    with pytest.raises(RuntimeError):
+        await say(bot_with(BrokenMemory(), ledger=Ledger(cast(MemoryStore, marks))), message)
+    assert marks.marks == {}  # given back
+    memory = StandInMemory()
+    assert await say(bot_with(memory, ledger=Ledger(cast(MemoryStore, marks))), message) == [
+        "echo: hello"
+    ]
+
+
+class UnreachableMarks(MarksInMemory):
+    async def mark(self, *args: Any, **kwargs: Any) -> bool:
+        raise StoreUnavailable("the ledger's store is down")
+
+
+async def test_a_ledger_that_cannot_be_reached_lets_the_message_through() -> None:
+    bot = bot_with(StandInMemory(), ledger=Ledger(cast(MemoryStore, UnreachableMarks())))
+    assert await say(bot, "help") != []
+    assert await say(bot, "hello") == ["echo: hello"]
+
+
+async def test_two_instances_on_one_store_share_the_limit_and_the_forget_question() -> None:
+    marks = MarksInMemory()
+    memory = StandInMemory()
+    first, second = (
+        bot_with(memory, ledger=Ledger(cast(MemoryStore, marks)), rate_limiter=RateLimiter(3))
+        for _ in range(2)
+    )
+    assert (await say(first, "forget"))[-1].startswith(PERSONAL_CHAT.forget_question)
+    assert await say(second, "yes") == [PERSONAL_CHAT.forgotten]  # asked on one, answered on other
+    assert len(memory.forgotten) == 1
+    assert await say(first, "hello") == ["echo: hello"]  # each instance has seen two or one
+    assert await say(second, "hello again") == [RATE_LIMITED.format(limit=3)]

@@ -170,6 +170,7 @@ async def test_each_turn_logs_its_figures_and_no_content(
     words_sent = sum(len(m["content"].split()) for m in model_server.last_messages())
     assert figures["model_prompt_tokens"] == words_sent  # the model server counts words
     assert figures["model_completion_tokens"] == len("echo: my secret plan is tangerine".split())
-    # The load with its archive search, the embeddings to compare with, then one write.
-    assert figures["store_requests"] == 3
+    # The message taken in the ledger and the sender's last minute counted (the rate limit),
+    # the load with its archive search, the embeddings to compare with, then one write.
+    assert figures["store_requests"] == 5
     assert "tangerine" not in caplog.text

@@ -95,8 +95,9 @@ async def test_a_turn_logs_the_request_charge_cosmos_db_reported(
     [record] = [r for r in caplog.records if r.name == "memorybot.turns"]
     figures = vars(record)
     # The local server charges 1 RU for each request it answers, in x-ms-request-charge: the
-    # load with its archive search, then the write (no embeddings are configured).
+    # message taken in the ledger (no rate limit here, so nothing counted), the load with its
+    # archive search, then the write (no embeddings are configured).
     served = len(cosmos.requests())
-    assert figures["store_requests"] == served == 2
+    assert figures["store_requests"] == served == 3
     assert figures["store_request_charge"] == pytest.approx(served)
     assert f"store {served} requests / {served:.1f} RU" in record.getMessage()

@@ -164,3 +164,86 @@ async def test_word_forms_find_each_other(store_factory: StoreFactory) -> None:
         assert [m.content for m in found] == [
             "I've been researching pottery studios by the river"
         ], asked
+
+
+# Marks: the short-lived notes `memory.Ledger` keeps (deliveries taken, questions standing).
+NOW = 1_800_000_000.0
+
+
+async def test_a_mark_is_set_once_while_it_stands_then_again_once_expired(
+    store_factory: StoreFactory,
+) -> None:
+    store = await store_factory()
+    assert await store.mark("k", "delivery:1", "", now=NOW, seconds=60, replace=False)
+    assert not await store.mark("k", "delivery:1", "", now=NOW + 59, seconds=60, replace=False)
+    assert await store.mark("k", "delivery:1", "", now=NOW + 60, seconds=60, replace=False)
+    assert await store.mark("other", "delivery:1", "", now=NOW, seconds=60, replace=False)
+
+
+async def test_of_two_instances_setting_one_mark_at_once_one_wins(
+    store_factory: StoreFactory,
+) -> None:
+    first, second = await store_factory(), await store_factory(reopen=True)
+    for round_ in range(3):
+        name = f"delivery:{round_}"
+        outcomes = await asyncio.gather(
+            *(
+                store.mark("k", name, "", now=NOW, seconds=60, replace=False)
+                for store in (first, second) * 4
+            )
+        )
+        assert outcomes.count(True) == 1
+    # An expired mark, renewed by both at once: still one.
+    outcomes = await asyncio.gather(
+        *(
+            store.mark("k", "delivery:0", "", now=NOW + 61, seconds=60, replace=False)
+            for store in (first, second) * 4
+        )
+    )
+    assert outcomes.count(True) == 1
+
+
+async def test_a_mark_is_read_replaced_and_removed(store_factory: StoreFactory) -> None:
+    store = await store_factory()
+    assert await store.marked("k", "question:forget", now=NOW) is None
+    await store.mark("k", "question:forget", "first", now=NOW, seconds=300, replace=True)
+    await store.mark("k", "question:forget", "second", now=NOW + 1, seconds=300, replace=True)
+    assert await store.marked("k", "question:forget", now=NOW + 2) == "second"
+    assert await store.marked("k", "question:forget", now=NOW + 301) is None  # expired
+    await store.unmark("k", "question:forget")
+    await store.unmark("k", "question:forget")  # removing none is fine
+    assert await store.marked("k", "question:forget", now=NOW + 2) is None
+
+
+async def test_marks_are_counted_by_name_and_time(store_factory: StoreFactory) -> None:
+    store = await store_factory()
+    for n, name in enumerate(["delivery:a", "delivery:b", "delivery:c", "deliveryX", "q:d"]):
+        await store.mark("k", name, "", now=NOW + n * 10, seconds=100, replace=False)
+    await store.mark("other", "delivery:z", "", now=NOW, seconds=100, replace=False)
+    assert await store.count_marks("k", "delivery:", since=NOW, now=NOW + 40) == 3
+    assert await store.count_marks("k", "delivery:", since=NOW + 10, now=NOW + 40) == 2
+    assert await store.count_marks("k", "delivery:", since=NOW, now=NOW + 105) == 2  # 1 expired
+    assert await store.count_marks("k", "del%", since=NOW, now=NOW + 40) == 0  # `%` is plain
+
+
+async def test_marks_leave_the_memory_alone(store_factory: StoreFactory) -> None:
+    store = await store_factory()
+    memory = memory_on(store)
+    await memory.remember("k", "I work on Project Falcon", "Noted.")
+    await store.mark("k", "delivery:falcon", "Falcon", now=NOW, seconds=60, replace=False)
+    assert [m.content for m in await store.search("k", ["falcon"], 10)] == [
+        "I work on Project Falcon"
+    ]
+    assert len(await store.archived("k", 10)) == 2
+    assert len((await store.load("k")).messages) == 2
+
+
+async def test_forgetting_a_memory_keeps_its_marks(store_factory: StoreFactory) -> None:
+    """Marks hold no words; they keep a forgotten person's rate limit and taken deliveries."""
+    store = await store_factory()
+    await memory_on(store).remember("k", "I work on Project Falcon", "Noted.")
+    await store.mark("k", "delivery:1", "", now=NOW, seconds=60, replace=False)
+    await store.delete("k")
+    assert await store.load("k") == ConversationRecord(key="k")
+    assert await store.archived("k", 10) == []
+    assert await store.count_marks("k", "delivery:", since=NOW, now=NOW + 1) == 1
