@@ -65,6 +65,10 @@ _MIN_SEARCH_CANDIDATES = 100
 _MAX_SEARCH_CANDIDATES = 500
 _MAX_VECTOR_CANDIDATES = 300
 _NEIGHBOUR_SPAN = 10 * 60 * 1000 * 1000  # ten minutes, in `seq` units
+# One person's heavy work (a forget's many deletes, an export's long read) asks for low priority:
+# on an account with priority-based execution, when the container's throughput runs out these
+# requests are throttled before everyone else's turns. Without the feature the header is ignored.
+_BACKGROUND: dict[str, Any] = {"priority": "Low"}
 _MAX_NEIGHBOUR_ROWS = 200
 
 # The record item's `seq`, above every archive item's (milliseconds x 1,000, about 1.8e15 now),
@@ -308,7 +312,7 @@ class CosmosStore(StoreBase):
         if limit <= 0:
             return []
         rows = await self._archive_rows(
-            key, "c.kind = 'message'", {"@top": limit}, "read a memory's archive"
+            key, "c.kind = 'message'", {"@top": limit}, "read a memory's archive", background=True
         )
         return _messages(reversed(rows))
 
@@ -322,7 +326,7 @@ class CosmosStore(StoreBase):
                 await self._requests(
                     "delete a memory item",
                     lambda: container.delete_item(
-                        item_id, partition_key=partition, response_hook=charged
+                        item_id, partition_key=partition, response_hook=charged, **_BACKGROUND
                     ),
                     expected={NOT_FOUND},
                 )
@@ -338,6 +342,7 @@ class CosmosStore(StoreBase):
                 parameters=[{"name": "@pk", "value": partition}],
                 partition_key=partition,
                 response_hook=charged,
+                **_BACKGROUND,
             )
             return [str(item_id) async for item_id in rows]
 
@@ -606,8 +611,11 @@ class CosmosStore(StoreBase):
         parameters: dict[str, object],
         action: str,
         extra_fields: str = "",
+        *,
+        background: bool = False,
     ) -> list[dict[str, Any]]:
-        """The first `@top` items of `key`'s partition that meet `where`, highest `seq` first.
+        """The first `@top` items of `key`'s partition that meet `where`, highest `seq` first;
+        at low priority if `background` (`_BACKGROUND`).
 
         Archive items' `seq` orders them newest first; the record's is higher than all.
         """
@@ -624,7 +632,11 @@ class CosmosStore(StoreBase):
 
         async def fetch() -> list[dict[str, Any]]:
             found = container.query_items(
-                query, parameters=bound, partition_key=partition, response_hook=charged
+                query,
+                parameters=bound,
+                partition_key=partition,
+                response_hook=charged,
+                **(_BACKGROUND if background else {}),
             )
             return [row async for row in found]
 

@@ -624,3 +624,25 @@ async def test_embeddings_are_kept_compactly_and_the_nearest_come_first(
     assert await store.nearest("k", [1.0, 0.0], 5) == []  # another model's dimensions
     item = await raw.read_item(archive_item_id(messages[0]), partition_key=partition_key_for("k"))
     assert isinstance(item["vector"], str)
+
+
+async def test_one_persons_forget_and_export_ask_for_low_priority_and_turns_do_not(
+    cosmos: CosmosServer, store: CosmosStore
+) -> None:
+    """On an account with priority-based execution, a big forget or export is throttled before
+    everyone else's turns when the container's throughput runs out."""
+    memory = memory_on(store)
+    for n in range(3):
+        await memory.remember("k", f"turn {n}", "ok")
+    cosmos.clear_requests()
+    await memory.prompt_for("k", "what about turn 1?")
+    await memory.remember("k", "what about turn 1?", "ok")
+    assert {r["priority"] for r in cosmos.requests()} == {""}
+    cosmos.clear_requests()
+    await store.archived("k", 100)
+    assert {r["priority"] for r in cosmos.requests()} == {"Low"}
+    cosmos.clear_requests()
+    await store.delete("k")
+    forget = cosmos.requests()
+    assert len(forget) == 1 + 1 + 8  # the record, the list, the 8 archived messages
+    assert [r["priority"] for r in forget] == ["Low"] * 10

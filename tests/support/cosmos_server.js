@@ -29,7 +29,7 @@
  *                  simulates an outage that keeps the data. Rules are taken in order.
  *                  {"clear": true}                drop every rule
  *   GET  /_faults  the rules still pending
- *   GET  /_requests     every Cosmos DB request served so far: {method, path, status},
+ *   GET  /_requests     every Cosmos DB request served so far: {method, path, status, priority},
  *                       status 0 for a reset, -1 for a dropped answer
  *   DELETE /_requests   forget them
  */
@@ -283,7 +283,8 @@ function installFaultControl(server) {
   server.on("request", (req, res) => {
     const path = req.url.split("?")[0];
     if (CONTROL_PATHS.has(path)) return control(req, res, path);
-    const entry = { method: req.method, path: req.url, status: 0 };
+    const priority = req.headers["x-ms-cosmos-priority-level"] || "";
+    const entry = { method: req.method, path: req.url, status: 0, priority };
     if (requests.length < MAX_LOGGED_REQUESTS) requests.push(entry);
     res.on("finish", () => {
       entry.status = res.statusCode;

@@ -41,6 +41,8 @@ class ServedRequest(TypedDict):
     method: str
     path: str
     status: int
+    priority: str
+    """The request's x-ms-cosmos-priority-level ("Low", "High"), or "" when it sent none."""
 
 
 class CosmosServer:
