@@ -10,7 +10,7 @@ are the `openai` client's own.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
@@ -66,7 +66,7 @@ class ChatModel(Protocol):
     async def complete(self, messages: Prompt) -> str:
         """The model's whole answer to `messages`."""
 
-    def stream(self, messages: Prompt) -> AsyncIterator[str]:
+    def stream(self, messages: Prompt) -> AsyncGenerator[str, None]:
         """The model's answer as it is generated, in pieces."""
 
     @property
@@ -141,7 +141,7 @@ class OpenAIChatModel:
             raise ModelBadAnswer("the response has no text")
         return content
 
-    async def stream(self, messages: Prompt) -> AsyncIterator[str]:
+    async def stream(self, messages: Prompt) -> AsyncGenerator[str, None]:
         with _translated_errors():
             chunks = await self._client.post(
                 _CHAT_COMPLETIONS,
@@ -156,20 +156,25 @@ class OpenAIChatModel:
                 stream_cls=openai.AsyncStream[ChatCompletionChunk],
             )
             said = False
-            async for chunk in chunks:
-                if chunk.usage is not None:
-                    record_model_usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
-                if not chunk.choices:
-                    continue
-                choice = chunk.choices[0]
-                if choice.finish_reason == "content_filter":
-                    raise ModelRefused("finish_reason content_filter")
-                content: object = choice.delta.content
-                if content is not None and not isinstance(content, str):
-                    raise ModelBadAnswer("a streamed piece is not text")
-                if content:
-                    said = said or bool(content.strip())
-                    yield content
+            try:
+                async for chunk in chunks:
+                    if chunk.usage is not None:
+                        record_model_usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+                    if not chunk.choices:
+                        continue
+                    choice = chunk.choices[0]
+                    if choice.finish_reason == "content_filter":
+                        raise ModelRefused("finish_reason content_filter")
+                    content: object = choice.delta.content
+                    if content is not None and not isinstance(content, str):
+                        raise ModelBadAnswer("a streamed piece is not text")
+                    if content:
+                        said = said or bool(content.strip())
+                        yield content
+            finally:
+                # Closed early too (the person pressed Stop): the connection goes at once, so
+                # the model stops generating and no more tokens are billed.
+                await chunks.close()
             if not said:
                 raise ModelBadAnswer("the streamed answer has no text")
 
@@ -222,7 +227,7 @@ class OfflineModel:
             )
         return f"{memory}\n\n{self.NOTICE}"
 
-    async def stream(self, messages: Prompt) -> AsyncIterator[str]:
+    async def stream(self, messages: Prompt) -> AsyncGenerator[str, None]:
         yield await self.complete(messages)
 
     @property

@@ -68,10 +68,12 @@ class ChatTurn:
     async def _answer(self, turn_context: TurnContext, key: str, text: str, author: str) -> str:
         """One chat turn; returns its outcome for the turn's log line."""
         prompt = None
+        stopped = False
         try:
             if streams_in(turn_context.activity):
                 prompt = await self.memory.prompt_for(key, text, author=author)
-                reply = await send_streamed(turn_context, self.model.stream(prompt))
+                streamed = await send_streamed(turn_context, self.model.stream(prompt))
+                reply, stopped = streamed.text, streamed.stopped
             else:
                 async with self._typing(turn_context):
                     prompt = await self.memory.prompt_for(key, text, author=author)
@@ -94,15 +96,21 @@ class ChatTurn:
             log.error("sending the reply failed: %s", type(error).__name__, exc_info=True)
             await self._remember(key, text, None, author)
             return "reply-failed"
+        if stopped:
+            # What they saw of it, marked as stopped; nothing if they saw none of it.
+            await self._remember(key, text, reply or None, author, stopped=True)
+            return "stopped"
         if not await self._remember(key, text, reply, author):
             await turn_context.send_activity(REPLY_NOT_SAVED)
             return "not-saved"
         return "answered"
 
-    async def _remember(self, key: str, text: str, reply: str | None, author: str) -> bool:
+    async def _remember(
+        self, key: str, text: str, reply: str | None, author: str, *, stopped: bool = False
+    ) -> bool:
         """Whether the exchange was saved; a failed save is told by the caller, in context."""
         try:
-            await self.memory.remember(key, text, reply, author=author)
+            await self.memory.remember(key, text, reply, author=author, stopped=stopped)
         except StoreError as error:
             log.error("memory save failed: %s: %s", type(error).__name__, error)
             return False

@@ -2,8 +2,11 @@
 
 Teams streaming (personal chat only): an informative `typing` update, `typing` updates carrying
 the text so far, then the final `message` with the whole text. Updates go out at most about once
-a second (Teams answers 403 past that); if Teams refuses an update, the rest is sent as the final
-message anyway.
+a second. Teams answers an update with 403 once the stream has ended on its side: the person
+pressed Stop (or the two minutes a stream may last are up). Then the model's stream is closed at
+once, so no more tokens are generated or billed, and the message is finalised with what the
+person saw. Any other refusal stops the updates only: the answer is sent whole as the final
+message.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from botbuilder.core import CardFactory, TurnContext
@@ -79,49 +83,89 @@ class StreamedAnswerFailed(Exception):
         self.stream_id = stream_id
 
 
+@dataclass(frozen=True, slots=True)
+class StreamedAnswer:
+    text: str
+    """What the person got: the whole answer, or, if they stopped it, what they saw of it."""
+    stopped: bool = False
+    """The person pressed Stop (or the stream's time ran out) before the answer was done."""
+
+
 async def send_streamed(
-    turn_context: TurnContext, pieces: AsyncIterator[str], *, clock: Any = time.monotonic
-) -> str:
-    """Streams `pieces` into the chat as Teams does; returns the whole text that was sent.
+    turn_context: TurnContext,
+    pieces: AsyncGenerator[str, None],
+    *,
+    clock: Any = time.monotonic,
+) -> StreamedAnswer:
+    """Streams `pieces` into the chat as Teams does; returns what the person got.
 
     If the model fails before any text, StreamedAnswerFailed carries the open stream, so that
     the sentence saying what happened can close it (`closing_activity`).
     """
     stream_id: str | None = None
     sequence = 1
-    text = ""
-    streaming = True
+    text = shown = ""
+    streaming = stopped = False
     try:
         first = await turn_context.send_activity(_stream_update(INFORMATIVE_TEXT, None, 1, True))
         stream_id = first.id if first else None
+        streaming = stream_id is not None
     except Exception as error:
         log.info("Teams refused the stream (%s); sending the answer whole", type(error).__name__)
-        streaming = False
     last_update = clock()
     try:
         async for piece in pieces:
             text += piece
-            if streaming and stream_id and clock() - last_update >= STREAM_UPDATE_SECONDS:
+            if streaming and clock() - last_update >= STREAM_UPDATE_SECONDS:
                 sequence += 1
                 try:
                     await turn_context.send_activity(
                         _stream_update(text, stream_id, sequence, False)
                     )
+                    shown = text
                 except Exception as error:
-                    log.info("stream update refused (%s)", type(error).__name__)
-                    streaming = False
+                    status = _status_of(error)
+                    log.info("stream update refused (%s)", status or type(error).__name__)
+                    streaming, stopped = False, status == 403
+                    if stopped:
+                        break
                 last_update = clock()
     except ModelError as error:
         if not text:
             raise StreamedAnswerFailed(error, stream_id) from error
         log.info("the model stopped mid-answer (%s); what it said is sent", type(error).__name__)
     finally:
-        if text:
+        await pieces.aclose()  # after Stop, at once: no more tokens generated, none billed
+        if stopped:
+            await _finalise_stopped(turn_context, shown, stream_id)
+        elif text:
             first, *rest = split_for_teams(text)
             await turn_context.send_activity(answer_activity(first, stream_id))
             for part in rest:
                 await turn_context.send_activity(answer_activity(part))
-    return text
+    return StreamedAnswer(shown, stopped=True) if stopped else StreamedAnswer(text)
+
+
+async def _finalise_stopped(turn_context: TurnContext, shown: str, stream_id: str | None) -> None:
+    """Ends a stopped stream with what the person saw of it. Teams may already have closed it
+    on its side, and refuse this too: what they saw then stays as it is."""
+    if not shown:
+        return
+    try:
+        await turn_context.send_activity(answer_activity(shown, stream_id))
+    except Exception as error:
+        log.info("the stopped stream's final message was refused (%s)", type(error).__name__)
+
+
+def _status_of(error: Exception) -> int | None:
+    """The HTTP status of a refused send: msrest's error carries the response, aiohttp's
+    (`status`) through the connector's aiohttp session, a requests-style one elsewhere."""
+    response = getattr(error, "response", None)
+    for name in ("status", "status_code"):
+        status = getattr(response, name, None)
+        if isinstance(status, int):
+            return status
+    return None
 
 
 def closing_activity(text: str, stream_id: str | None) -> Activity:

@@ -25,6 +25,8 @@ from memory.summary import Complete, summary_prompt
 from memory.trimming import recent_window
 
 log = logging.getLogger(__name__)
+STOPPED_MARK = " [stopped here by the person]"
+"""Ends a reply the person stopped, as kept: what they saw of it, and that it stopped there."""
 SUMMARY_BACKLOG_SECONDS = 30.0  # a summary that waited longer for a slot is logged
 # How much each ranking counts when lexical and semantic recall are fused.
 RANKING_WEIGHTS = (1.0, 1.0)
@@ -110,14 +112,16 @@ class ConversationMemory:
         *,
         at: datetime | None = None,
         author: str = "",
+        stopped: bool = False,
     ) -> None:
         """Keep the person's message and, when there is one, the bot's reply, as one turn.
 
-        `author` names who said it where several people share the memory (a group chat)."""
+        `author` names who said it where several people share the memory (a group chat).
+        `stopped`: the person stopped the reply, which is what they saw of it, so marked."""
         now = at or self.clock()
         turn = [Message("user", user_text, now, author=author)]
         if reply is not None:
-            turn.append(Message("assistant", reply, now))
+            turn.append(Message("assistant", reply + (STOPPED_MARK if stopped else ""), now))
 
         def append_turn(record: ConversationRecord) -> ConversationRecord:
             combined = (*record.messages, *turn)

@@ -88,7 +88,9 @@ class StandInMemory:
         self._call("prompt_for")
         return [{"role": "user", "content": text}]
 
-    async def remember(self, key: str, text: str, reply: str | None, *, author: str = "") -> None:
+    async def remember(
+        self, key: str, text: str, reply: str | None, *, author: str = "", stopped: bool = False
+    ) -> None:
         self._call("remember")
         self.remembered.append((text, reply))
 

@@ -1,5 +1,6 @@
 """Teams behaviour through /api/messages: scopes, commands, streaming, labels, tenant control."""
 
+import asyncio
 import itertools
 import json
 import logging
@@ -8,6 +9,7 @@ from typing import Any
 import pytest
 
 from bots.wording import model_failed
+from memory.conversation import STOPPED_MARK
 from model_client import ModelBadAnswer
 from tests.e2e.conftest import AppFactory
 from tests.support.activities import (
@@ -422,3 +424,45 @@ async def test_feedback_from_outside_cannot_forge_or_flood_a_log_line(
     assert "\r" not in line
     assert "reaction=other" in line
     assert len(line) < 200
+
+
+async def test_stop_ends_the_model_stream_at_once_and_keeps_what_was_shown_marked_stopped(
+    bot: AppServer, connector: FakeConnector, model_server: FakeOpenAI
+) -> None:
+    """Teams answers a streaming update with 403 once the person pressed Stop."""
+    words = [f"word{n}" for n in range(60)]
+    model_server.reply = lambda _: " ".join(words)
+    model_server.chunk_delay = 0.1  # 6 s in all; an update about every second
+    text_updates = 0
+
+    def second_text_update(activity: dict[str, Any]) -> bool:
+        nonlocal text_updates
+        info = entity(activity, "streaminfo") or {}
+        if activity["type"] == "typing" and info.get("streamType") == "streaming":
+            text_updates += 1
+            return text_updates == 2
+        return False
+
+    connector.fail_next(403, when=second_text_update)
+    await bot.post(teams_message("tell me a long story", service_url=connector.url))
+
+    shown = next(
+        a["text"]
+        for a in connector.activities
+        if a["type"] == "typing"
+        and (entity(a, "streaminfo") or {}).get("streamType") == "streaming"
+    )
+    final = connector.messages()[-1]
+    assert final["text"] == shown  # finalised with what the person saw, nothing after it
+    assert entity(final, "streaminfo") == {
+        "type": "streaminfo",
+        "streamId": connector.activities[0]["_id"],
+        "streamType": "final",
+    }
+    assert len(connector.messages()) == 1
+    for _ in range(50):  # the model server notices at its next chunk (0.1 s)
+        if model_server.streams_cut:
+            break
+        await asyncio.sleep(0.1)
+    assert model_server.streams_cut == 1  # the model's stream was closed, not read to the end
+    assert await stored(bot) == ["tell me a long story", f"{shown}{STOPPED_MARK}"]

@@ -199,6 +199,8 @@ class FakeOpenAI:
         self.latency = latency
         self.chunk_delay = chunk_delay
         self.embedding_dim = embedding_dim
+        self.streams_cut = 0
+        """Streamed answers whose client went away before their end (closed, not read on)."""
         self.requests: list[dict[str, Any]] = []
         self._faults: deque[Fault] = deque()
         self._embedding_faults: deque[Fault] = deque()
@@ -438,14 +440,17 @@ class FakeOpenAI:
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
         await response.prepare(request)
-        for index, event in enumerate(events):
-            if index and self.chunk_delay:
-                await self._sleep(self.chunk_delay)
-                if self._stopping.is_set():
-                    return response
-            await response.write(f"data: {json.dumps(event)}\n\n".encode())
-        await response.write(b"data: [DONE]\n\n")
-        await response.write_eof()
+        try:
+            for index, event in enumerate(events):
+                if index and self.chunk_delay:
+                    await self._sleep(self.chunk_delay)
+                    if self._stopping.is_set():
+                        return response
+                await response.write(f"data: {json.dumps(event)}\n\n".encode())
+            await response.write(b"data: [DONE]\n\n")
+            await response.write_eof()
+        except ConnectionResetError:  # the client closed the stream before its end
+            self.streams_cut += 1
         return response
 
     async def _embeddings(self, request: web.Request) -> web.Response:
