@@ -12,10 +12,12 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 from botbuilder.core import TurnContext
 from botbuilder.schema import Activity, ActivityTypes
 
+from bots.citations import citations, without_markers
 from bots.identity import is_group_conversation
 from bots.replies import (
     StreamedAnswerFailed,
@@ -25,7 +27,7 @@ from bots.replies import (
     split_for_teams,
 )
 from bots.wording import REPLY_NOT_SAVED, TOO_LONG, model_failed
-from memory import ConversationMemory, StoreError
+from memory import ConversationMemory, Source, StoreError
 from model_client import ChatModel, ModelError
 from telemetry import TurnMetrics, log_turn, measure_turn
 
@@ -69,17 +71,26 @@ class ChatTurn:
         """One chat turn; returns its outcome for the turn's log line."""
         prompt = None
         stopped = False
+        sources: list[Source] = []
+        group = is_group_conversation(turn_context.activity)
+
+        def cite(part: str) -> list[dict[str, Any]]:
+            return citations(part, sources, group)
+
         try:
             if streams_in(turn_context.activity):
-                prompt = await self.memory.prompt_for(key, text, author=author)
-                streamed = await send_streamed(turn_context, self.model.stream(prompt))
+                context = await self.memory.context_for(key, text, author=author)
+                prompt, sources = context.messages, context.sources
+                streamed = await send_streamed(turn_context, self.model.stream(prompt), cite=cite)
                 reply, stopped = streamed.text, streamed.stopped
             else:
                 async with self._typing(turn_context):
-                    prompt = await self.memory.prompt_for(key, text, author=author)
+                    context = await self.memory.context_for(key, text, author=author)
+                    prompt, sources = context.messages, context.sources
                     reply = await self.model.complete(prompt)
                 for part in split_for_teams(reply):
-                    await turn_context.send_activity(answer_activity(part))
+                    await turn_context.send_activity(answer_activity(part, citations=cite(part)))
+            reply = without_markers(reply, sources)  # remembered without this prompt's numbers
         except StoreError:
             raise  # not read, so nothing to remember either
         except (ModelError, StreamedAnswerFailed) as failure:

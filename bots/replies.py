@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -59,9 +59,21 @@ class FreeFormEntity(Entity):  # type: ignore[misc]
         self.additional_properties = {k: v for k, v in fields.items() if k != "type"}
 
 
-def answer_activity(text: str, stream_id: str | None = None) -> Activity:
-    """The model's answer: labelled as AI-generated, with Teams' feedback buttons enabled."""
-    entities = [FreeFormEntity(AI_LABEL)]
+Cite = Callable[[str], list[dict[str, Any]]]
+"""The Teams citation claims for a part of an answer (`bots.citations.citations`)."""
+
+
+def no_citations(_: str) -> list[dict[str, Any]]:
+    return []
+
+
+def answer_activity(
+    text: str, stream_id: str | None = None, citations: Sequence[dict[str, Any]] = ()
+) -> Activity:
+    """The model's answer: labelled as AI-generated, with Teams' feedback buttons enabled, and
+    the citations of what it cites."""
+    label = {**AI_LABEL, "citation": list(citations)} if citations else AI_LABEL
+    entities = [FreeFormEntity(label)]
     if stream_id is not None:
         entities.append(
             FreeFormEntity({"type": "streaminfo", "streamId": stream_id, "streamType": "final"})
@@ -95,6 +107,7 @@ async def send_streamed(
     turn_context: TurnContext,
     pieces: AsyncGenerator[str, None],
     *,
+    cite: Cite = no_citations,
     clock: Any = time.monotonic,
 ) -> StreamedAnswer:
     """Streams `pieces` into the chat as Teams does; returns what the person got.
@@ -137,22 +150,24 @@ async def send_streamed(
     finally:
         await pieces.aclose()  # after Stop, at once: no more tokens generated, none billed
         if stopped:
-            await _finalise_stopped(turn_context, shown, stream_id)
+            await _finalise_stopped(turn_context, shown, stream_id, cite)
         elif text:
             first, *rest = split_for_teams(text)
-            await turn_context.send_activity(answer_activity(first, stream_id))
+            await turn_context.send_activity(answer_activity(first, stream_id, cite(first)))
             for part in rest:
-                await turn_context.send_activity(answer_activity(part))
+                await turn_context.send_activity(answer_activity(part, citations=cite(part)))
     return StreamedAnswer(shown, stopped=True) if stopped else StreamedAnswer(text)
 
 
-async def _finalise_stopped(turn_context: TurnContext, shown: str, stream_id: str | None) -> None:
+async def _finalise_stopped(
+    turn_context: TurnContext, shown: str, stream_id: str | None, cite: Cite
+) -> None:
     """Ends a stopped stream with what the person saw of it. Teams may already have closed it
     on its side, and refuse this too: what they saw then stays as it is."""
     if not shown:
         return
     try:
-        await turn_context.send_activity(answer_activity(shown, stream_id))
+        await turn_context.send_activity(answer_activity(shown, stream_id, cite(shown)))
     except Exception as error:
         log.info("the stopped stream's final message was refused (%s)", type(error).__name__)
 

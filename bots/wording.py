@@ -35,6 +35,7 @@ class ChatWording:
     nothing_remembered: str
     remembered: str  # {count}, {recent}
     remembered_since: str  # {count}, {recent}, {since}: a datetime
+    citation_source: str  # {day}: a date; where a cited memory comes from
 
 
 PERSONAL_CHAT = ChatWording(
@@ -68,6 +69,7 @@ Commands:
         "I remember {count} messages about you since {since:%d %B %Y}: the latest {recent} "
         "word for word, and all of them in a searchable archive."
     ),
+    citation_source="Our chat on {day.day} {day:%B %Y}",
 )
 
 GROUP_CHAT = ChatWording(
@@ -96,6 +98,7 @@ Commands (after @MemoryBot):
         "I remember {count} messages from this conversation since {since:%d %B %Y}: the latest "
         "{recent} word for word, and all of them in a searchable archive."
     ),
+    citation_source="This chat on {day.day} {day:%B %Y}",
 )
 
 
@@ -111,6 +114,11 @@ seen what it holds: I'll ask for confirmation first. To clear what I remember ab
 personally, say **forget** in a 1:1 chat with me."""
 
 SUMMARY = "Summary of older messages: {summary}"
+
+# What a citation of a remembered message shows of it: who said it, then what was said.
+CITED_PERSON = "You said: {text}"
+CITED_MEMBER = "{author} said: {text}"
+CITED_BOT = "I answered: {text}"
 NO_SUMMARY = "There is no summary of older messages yet."
 
 # The forget confirmation card; typing the word works as well as the button.

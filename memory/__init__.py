@@ -4,6 +4,7 @@ This room knows nothing of Teams or Bot Framework: it takes an opaque memory key
 messages, and hands back plain chat messages for the model.
 """
 
+from memory.context import Context, Source
 from memory.conversation import ConversationMemory
 from memory.errors import StoreConflict, StoreError, StoreUnavailable
 from memory.ledger import Ledger
@@ -12,11 +13,13 @@ from memory.store import MemoryStore
 
 __all__ = [
     "ChatMessage",
+    "Context",
     "ConversationMemory",
     "ConversationRecord",
     "Ledger",
     "MemoryStore",
     "Message",
+    "Source",
     "StoreConflict",
     "StoreError",
     "StoreUnavailable",

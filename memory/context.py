@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from memory.records import Around, ChatMessage, ConversationRecord, Message
@@ -37,7 +38,8 @@ MEMORY_END = "\n</memory>"
 SUMMARY_HEADING = "Summary of your earlier conversations: "
 RECALL_HEADING = (
     "Older messages that may be relevant, in the order they were said, under the day they "
-    "were said:"
+    "were said, each with its number. Where your answer relies on one of them, cite it by its "
+    "number in brackets after the sentence, like [2]:"
 )
 CONVERSATION_GAP = timedelta(minutes=30)  # a longer pause ends a conversation
 _SHARE_OF_BUDGET_PER_PART = 4  # summary, recent window and any one message: a quarter each
@@ -45,6 +47,22 @@ _SHARE_OF_BUDGET_PER_PART = 4  # summary, recent window and any one message: a q
 # of its own (a forged date, or a forged "you answered"), nor can it close the quotation.
 _LINE_BREAKS = re.compile(r"\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
 _MEMORY_TAG = re.compile(r"<\s*/?\s*memory\s*>", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A remembered message the prompt shows as a numbered line, which an answer can cite."""
+
+    number: int
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    messages: list[ChatMessage]
+    """For the model, at most the budget in tokens."""
+    sources: list[Source]
+    """The recalled messages, by the number their line carries in the prompt."""
 
 
 def build_context(
@@ -58,7 +76,31 @@ def build_context(
     now: datetime | None = None,
     author: str = "",
 ) -> list[ChatMessage]:
-    """The messages for the model, at most `budget` tokens in all.
+    """`assemble_context`'s messages alone."""
+    return assemble_context(
+        system_prompt,
+        record,
+        text,
+        budget=budget,
+        recalled=recalled,
+        neighbours=neighbours,
+        now=now,
+        author=author,
+    ).messages
+
+
+def assemble_context(
+    system_prompt: str,
+    record: ConversationRecord,
+    text: str,
+    *,
+    budget: int,
+    recalled: Sequence[Message] = (),
+    neighbours: Mapping[str, Around] | None = None,
+    now: datetime | None = None,
+    author: str = "",
+) -> Context:
+    """The messages for the model, at most `budget` tokens in all, and the numbered sources.
 
     Only the system prompt is in the system role. What is remembered (the summary and the
     recalled messages) is quoted data in one user-role message, each remembered message on one
@@ -90,6 +132,7 @@ def build_context(
 
     line_cap = max(min((left - count_tokens(RECALL_HEADING)) // 3, part_cap), 16)
     chosen, recall_tokens = _recall(recalled, neighbours or {}, shown, left - quote_cost, line_cap)
+    sources = [Source(number, message) for number, message in enumerate(chosen, 1)]
     if chosen:
         left -= recall_tokens + quote_cost
         shown |= {message.id for message in chosen}
@@ -119,7 +162,10 @@ def build_context(
     total += sum(tokens for _, tokens in (*extras, *recent))
     while total > budget and (recent or extras):
         total -= (recent or extras).pop(0)[1]
-    return [system, *(m for m, _ in extras), *(m for m, _ in recent), new]
+    if not extras:
+        sources = []  # the quotation did not fit after all
+    messages = [system, *(m for m, _ in extras), *(m for m, _ in recent), new]
+    return Context(messages, sources)
 
 
 def _current_conversation(
@@ -163,7 +209,8 @@ def _recall(
     def cost(message: Message) -> int:
         day = message.at.date().isoformat()
         heading = 0 if day in days else count_tokens(f"{day}:") + 1
-        return heading + fit_to_tokens(_line(message), line_cap, CUT_MARKER)[1] + 1
+        # Numbered as the last line so far: its number is as long as any before it.
+        return heading + fit_to_tokens(_line(message, len(chosen) + 1), line_cap, CUT_MARKER)[1] + 1
 
     for hit in recalled:
         if hit.id in shown or hit.id in chosen:
@@ -191,22 +238,22 @@ def _recall_block(chosen: Sequence[Message], line_cap: int) -> str:
     """The recalled lines grouped under their day, in the order they were said."""
     lines = [RECALL_HEADING]
     day = ""
-    for message in chosen:
+    for number, message in enumerate(chosen, 1):
         if message.at.date().isoformat() != day:
             day = message.at.date().isoformat()
             lines.append(f"{day}:")
-        lines.append(fit_to_tokens(_line(message), line_cap, CUT_MARKER)[0])
+        lines.append(fit_to_tokens(_line(message, number), line_cap, CUT_MARKER)[0])
     return "\n".join(lines)
 
 
-def _line(message: Message) -> str:
+def _line(message: Message, number: int) -> str:
     if message.role == "assistant":
         speaker = "you answered"
     elif message.author:
         speaker = f"{_quoted(message.author)} said"
     else:
         speaker = "they said"
-    return f"- {speaker}: {_quoted(message.content)}"
+    return f"[{number}] {speaker}: {_quoted(message.content)}"
 
 
 def _quoted(text: str) -> str:

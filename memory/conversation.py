@@ -17,7 +17,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from memory.context import build_context
+from memory.context import Context, assemble_context
 from memory.recall import Embed, fuse
 from memory.records import ChatMessage, ConversationRecord, Message, utc_now
 from memory.store import MemoryStore
@@ -78,6 +78,11 @@ class ConversationMemory:
     async def prompt_for(self, key: str, text: str, *, author: str = "") -> list[ChatMessage]:
         """The messages to send the model when the person behind `key` (or, in a memory several
         people share, `author`) says `text`."""
+        return (await self.context_for(key, text, author=author)).messages
+
+    async def context_for(self, key: str, text: str, *, author: str = "") -> Context:
+        """`prompt_for`'s messages, with the recalled messages they show by number (which an
+        answer may cite)."""
         # The best hits of each ranking come with the messages said around them (often the
         # question they answer), read in the same request. The question is embedded while the
         # record loads; the closest messages are then looked for among those the recent window
@@ -93,7 +98,7 @@ class ConversationMemory:
                 key, vector, self.recall_limit, self.neighboured_hits, shown
             )
             hits = fuse([lexical, semantic], self.recall_limit, RANKING_WEIGHTS)
-        return build_context(
+        return assemble_context(
             self.system_prompt,
             record,
             text,

@@ -29,6 +29,7 @@ from bots.wording import (
     TENANT_REFUSED,
 )
 from memory import (
+    Context,
     ConversationMemory,
     ConversationRecord,
     Ledger,
@@ -84,9 +85,9 @@ class StandInMemory:
         if name in self.failing:
             raise StoreUnavailable(f"{name} failed")
 
-    async def prompt_for(self, key: str, text: str, *, author: str = "") -> list[dict[str, str]]:
-        self._call("prompt_for")
-        return [{"role": "user", "content": text}]
+    async def context_for(self, key: str, text: str, *, author: str = "") -> Context:
+        self._call("context_for")
+        return Context([{"role": "user", "content": text}], [])
 
     async def remember(
         self, key: str, text: str, reply: str | None, *, author: str = "", stopped: bool = False
@@ -192,7 +193,7 @@ async def test_a_message_is_answered_and_remembered() -> None:
 @pytest.mark.parametrize(
     ("failing", "turns", "sentence"),
     [
-        (("prompt_for",), ["hello"], STORE_DOWN_WHILE_ANSWERING),
+        (("context_for",), ["hello"], STORE_DOWN_WHILE_ANSWERING),
         (("recall",), ["memory"], STORE_DOWN_WHILE_RUNNING_A_COMMAND),
         (("export",), ["/export"], STORE_DOWN_WHILE_RUNNING_A_COMMAND),
         (("forget",), ["forget", "yes"], STORE_DOWN_WHILE_FORGETTING),
@@ -280,7 +281,7 @@ async def test_a_confirmed_forget_forgets() -> None:
 
 
 async def test_another_tenant_is_refused_before_any_handler() -> None:
-    memory = StandInMemory("prompt_for", "remember")  # would fail, were it reached
+    memory = StandInMemory("context_for", "remember")  # would fail, were it reached
     bot = bot_with(memory, allowed_tenant_ids=frozenset({"another-tenant"}))
     texts = await say(bot, teams_message("hello", tenant_id=TENANT_ID, service_url=SERVICE_URL))
     assert texts == [TENANT_REFUSED]
@@ -374,7 +375,7 @@ async def test_a_message_delivered_again_is_answered_and_remembered_once() -> No
 
 
 class BrokenMemory(StandInMemory):
-    async def prompt_for(self, key: str, text: str, *, author: str = "") -> list[dict[str, str]]:
+    async def context_for(self, key: str, text: str, *, author: str = "") -> Context:
         raise RuntimeError("a bug, not a store failure")
 
 

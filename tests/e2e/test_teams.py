@@ -4,13 +4,18 @@ import asyncio
 import itertools
 import json
 import logging
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from botbuilder.schema import Activity
 
+from bots.identity import memory_key_for
 from bots.wording import model_failed
 from memory.conversation import STOPPED_MARK
 from model_client import ModelBadAnswer
+from tests.conftest import conversation_memory
 from tests.e2e.conftest import AppFactory
 from tests.support.activities import (
     TENANT_ID,
@@ -466,3 +471,46 @@ async def test_stop_ends_the_model_stream_at_once_and_keeps_what_was_shown_marke
         await asyncio.sleep(0.1)
     assert model_server.streams_cut == 1  # the model's stream was closed, not read to the end
     assert await stored(bot) == ["tell me a long story", f"{shown}{STOPPED_MARK}"]
+
+
+@pytest.mark.parametrize("where", ["personal", "groupChat"])
+async def test_an_answer_citing_a_recalled_memory_carries_a_teams_citation(
+    bot: AppServer, connector: FakeConnector, model_server: FakeOpenAI, where: ConversationType
+) -> None:
+    """The prompt numbers each recalled line; the answer's [n] becomes a citation of it."""
+    assert bot.store is not None
+    group = where != "personal"
+    said = teams_message(
+        "who is my manager?", conversation_type=where, mention_bot=group, service_url=connector.url
+    )
+    key = memory_key_for(Activity().deserialize(said))
+    assert key is not None
+    earlier = conversation_memory(bot.store)
+    may_3 = datetime(2026, 5, 3, 9, 30, tzinfo=UTC)
+    await earlier.remember(
+        key, "My manager is Grace Hopper", "Noted.", at=may_3, author=USER_NAME if group else ""
+    )
+    for n in range(30):  # later chats, so that the fact is recalled, not in the recent window
+        await earlier.remember(key, f"small talk {n}", "ok", at=may_3 + timedelta(days=1 + n))
+
+    def answer(messages: list[Any]) -> str:
+        quoted = " ".join(str(m["content"]) for m in messages)
+        number = re.search(r"\[(\d+)\] [^:]*said: My manager is Grace Hopper", quoted)
+        assert number is not None, "the fact was not recalled as a numbered line"
+        return f"Your manager is Grace Hopper [{number.group(1)}]."
+
+    model_server.reply = answer
+    await bot.post(said)
+    final = connector.messages()[-1]
+    assert final["text"].startswith("Your manager is Grace Hopper [")
+    label = entity(final, AI_LABEL_TYPE)
+    assert label is not None
+    [claim] = label["citation"]
+    assert f"[{claim['position']}]" in final["text"]
+    assert claim["appearance"] == {
+        "@type": "DigitalDocument",
+        "name": ("This chat" if group else "Our chat") + " on 3 May 2026",
+        "abstract": (f"{USER_NAME} said" if group else "You said") + ": My manager is Grace Hopper",
+    }
+    # Remembered without the marker: its number meant something in that one prompt only.
+    assert (await stored(bot, key))[-1] == "Your manager is Grace Hopper."

@@ -112,7 +112,7 @@ def test_summary_and_recalled_messages_come_before_recent_ones_with_dates() -> N
         + SUMMARY_HEADING
         + "Ada leads Project Falcon.\n"
         + RECALL_HEADING
-        + "\n2026-11-18:\n- they said: My manager is Grace Hopper"
+        + "\n2026-11-18:\n[1] they said: My manager is Grace Hopper"
         + MEMORY_END
     )
     assert [m["content"] for m in prompt[2:]] == ["hi", "hello", "who is my manager?"]
@@ -164,7 +164,7 @@ def test_a_live_conversation_keeps_its_window_and_recall_the_rest() -> None:
     recalled = [Message("user", f"fact {n}", LAST_WEEK - timedelta(days=3)) for n in range(5)]
     prompt = build_context("system", record, "q", budget=2000, recalled=recalled, now=now)
     assert [m["content"] for m in prompt[2:-1]] == [f"live {n}" for n in range(20)]
-    assert all(f"- they said: fact {n}" in prompt[1]["content"] for n in range(5))
+    assert all(f"] they said: fact {n}" in prompt[1]["content"] for n in range(5))
 
 
 def test_a_recalled_message_brings_its_neighbours() -> None:
