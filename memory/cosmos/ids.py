@@ -55,3 +55,10 @@ def archive_item_id(message: Message) -> str:
 def mark_item_id(name: str) -> str:
     """The id of the item that holds a memory key's mark `name` (`MemoryStore.mark`)."""
     return MARK_ITEM_PREFIX + cosmos_safe(name, MAX_ID_LENGTH - len(MARK_ITEM_PREFIX))
+
+
+def marks_partition_for(key: str) -> str:
+    """The partition that holds a memory key's marks: one of its own, beside the memory's, so
+    that forgetting deletes every item of the memory's partition and the marks stay (they hold
+    no chat words). No memory key starts with `marks/`, so the two never meet."""
+    return partition_key_for(f"marks/{key}")

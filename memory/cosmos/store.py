@@ -31,7 +31,13 @@ from azure.core.credentials_async import AsyncTokenCredential
 from azure.cosmos.aio import ContainerProxy
 from azure.cosmos.exceptions import CosmosBatchOperationError, CosmosHttpResponseError
 
-from memory.cosmos.ids import RECORD_ITEM_ID, archive_item_id, mark_item_id, partition_key_for
+from memory.cosmos.ids import (
+    RECORD_ITEM_ID,
+    archive_item_id,
+    mark_item_id,
+    marks_partition_for,
+    partition_key_for,
+)
 from memory.cosmos.provisioning import ContainerSpec, connect
 from memory.cosmos.requests import (
     CONFLICT,
@@ -335,10 +341,7 @@ class CosmosStore(StoreBase):
 
         async def item_ids() -> list[str]:
             rows = container.query_items(
-                # Marks stay: they hold no words, only which deliveries were taken (for the
-                # rate limit and redeliveries), and expire within ten minutes.
-                "SELECT VALUE c.id FROM c WHERE c.pk = @pk "
-                "AND NOT (IS_DEFINED(c.kind) AND c.kind = 'mark')",
+                "SELECT VALUE c.id FROM c WHERE c.pk = @pk",
                 parameters=[{"name": "@pk", "value": partition}],
                 partition_key=partition,
                 response_hook=charged,
@@ -371,7 +374,7 @@ class CosmosStore(StoreBase):
         mark item carries a `ttl`, so Cosmos DB removes it once it has expired (where the
         container has a time to live); `expires` decides meanwhile."""
         container = self._open_container()
-        partition = partition_key_for(key)
+        partition = marks_partition_for(key)
         item_id = mark_item_id(name)
         item = {
             "id": item_id,
@@ -429,7 +432,9 @@ class CosmosStore(StoreBase):
             item: dict[str, Any] = await self._requests(
                 "read a mark",
                 lambda: container.read_item(
-                    mark_item_id(name), partition_key=partition_key_for(key), response_hook=charged
+                    mark_item_id(name),
+                    partition_key=marks_partition_for(key),
+                    response_hook=charged,
                 ),
                 expected={NOT_FOUND},
             )
@@ -443,7 +448,9 @@ class CosmosStore(StoreBase):
             await self._requests(
                 "remove a mark",
                 lambda: container.delete_item(
-                    mark_item_id(name), partition_key=partition_key_for(key), response_hook=charged
+                    mark_item_id(name),
+                    partition_key=marks_partition_for(key),
+                    response_hook=charged,
                 ),
                 expected={NOT_FOUND},
             )
@@ -451,10 +458,10 @@ class CosmosStore(StoreBase):
             return
 
     async def count_marks(self, key: str, prefix: str, *, since: float, now: float) -> int:
-        """One query in the key's partition; `kind` is indexed, the rest is read from the few
-        marks a key has."""
+        """One query in the key's marks partition; `kind` is indexed, the rest is read from the
+        few marks a key has."""
         container = self._open_container()
-        partition = partition_key_for(key)
+        partition = marks_partition_for(key)
 
         async def count() -> int:
             rows = container.query_items(

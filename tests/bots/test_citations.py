@@ -11,6 +11,7 @@ import pytest
 from bots.citations import MAX_CITATIONS, citations, cited, without_markers
 from bots.replies import answer_activity
 from memory import Message, Source
+from memory.records import Role
 
 pytestmark = pytest.mark.unit
 
@@ -49,7 +50,7 @@ TEAMS_AI_MESSAGE = {
 }
 
 
-def sources(*texts: str, role: str = "user", author: str = "") -> list[Source]:
+def sources(*texts: str, role: Role = "user", author: str = "") -> list[Source]:
     return [Source(n, Message(role, text, MAY_3, author=author)) for n, text in enumerate(texts, 1)]
 
 
