@@ -1,14 +1,16 @@
-"""Other people's turns while one person's heavy work runs on the same SQLite store.
+"""Other people's turns while one person's heavy work runs on the same store.
 
-    .venv/bin/python -m bench.heavy_work [--messages 40000] [--people 20] [--seconds 8]
-        [--think-ms 500] [--forgets 3]
+    .venv/bin/python -m bench.heavy_work [--backend sqlite|cosmos] [--messages N] [--people 20]
+        [--seconds 8] [--think-ms 500] [--forgets 3]
 
-One SQLite store holds one person with a huge archive (`--messages` messages, each with a
-256-dimension embedding, as the local embeddings give) beside `--people` others with 200 archived
-messages each. The others talk all along: a turn is what `ConversationMemory` does for a message
-without the model (the prompt: `load_ranked` beside the question's embedding, then
-`nearest_ranked`; then `remember`: one `update` with the turn's archive and vectors), each person
-waiting `--think-ms` between turns. Embeddings are deterministic fakes (from a hash of the text).
+One store (`--backend`: a SQLite file, or the local Cosmos DB API server the tests use, started
+as `bench.load` and `bench.soak` start it) holds one person with a huge archive (`--messages`
+messages, each with a 256-dimension embedding, as the local embeddings give) beside `--people`
+others with 200 archived messages each. The others talk all along: a turn is what
+`ConversationMemory` does for a message without the model (the prompt: `load_ranked` beside the
+question's embedding, then `nearest_ranked`; then `remember`: one `update` with the turn's
+archive and vectors), each person waiting `--think-ms` between turns. Embeddings are
+deterministic fakes (from a hash of the text).
 
 Phases, in this order: alone (`--seconds`); while the heavy person exports (`archived(key,
 100000)`, back to back, `--seconds`); while they search by vector (`nearest_ranked`, back to
@@ -17,7 +19,14 @@ archive filled again in between: the phase lasts as long as the deletes do). A s
 separates the phases; only turns started inside a phase count for it.
 
 Prints a table: per phase, the others' turns, their p50 / p95 / max in ms, and the heavy
-operations done and their median time. Takes about a minute (most of it filling the archive).
+operations done and their median time. On SQLite, 40,000 messages by default; takes about a
+minute (most of it filling the archive). On Cosmos DB, 5,000 by default; takes about a minute.
+The local server (one Node process, data in memory) fills 40,000 in seconds, but its queries
+slow with all the data it holds: at 20,000 the others' turns take 0.4 s alone and 8 s during
+an export, a forget 75 s; at 40,000 the others' requests time out and the run stops. It has no
+request-unit throttling, so the figures say nothing of what a real account's throughput limit
+does to the others while a forget or an export spends request units; and it has no vector
+search, so a vector search reads the newest 300 embedded items.
 """
 
 from __future__ import annotations
@@ -29,17 +38,19 @@ import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 
 from bench.archive_search import turns
-from bench.support import Talk, model_reply, percentile
-from config import Settings
+from bench.support import BACKENDS, Backend, Talk, model_reply, percentile
+from config import Settings, settings_from
 from memory.conversation import ConversationMemory
 from memory.records import Message
-from memory.sqlite_store import SQLiteStore
+from memory.store import MemoryStore
+from wiring import create_store
 
 HEAVY = "tenant/heavy-person"
 DIMENSIONS = 256  # the local embeddings' (`local_embeddings.py`)
@@ -47,6 +58,12 @@ OTHER_MESSAGES = 200
 FILL_BATCH = 500  # archived messages per write while filling
 EXPORT_LIMIT = 100_000
 PAUSE_SECONDS = 0.5
+# The heavy person's archive by default; on Cosmos DB the local server slows with its data.
+DEFAULT_MESSAGES = {"sqlite": 40_000, "cosmos": 5_000}
+STORE_NAMES = {
+    "sqlite": "SQLite",
+    "cosmos": "Cosmos DB (local API server: one Node process, no request-unit throttling)",
+}
 
 
 async def fake_embed(texts: Sequence[str]) -> list[list[float]]:
@@ -59,7 +76,7 @@ async def fake_embed(texts: Sequence[str]) -> list[list[float]]:
     return vectors
 
 
-def memory_on(store: SQLiteStore) -> ConversationMemory:
+def memory_on(store: MemoryStore) -> ConversationMemory:
     settings = Settings()
     return ConversationMemory(
         store,
@@ -72,8 +89,17 @@ def memory_on(store: SQLiteStore) -> ConversationMemory:
     )
 
 
-async def fill(store: SQLiteStore, key: str, messages: list[Message], seed: int) -> None:
+def spread(messages: list[Message]) -> list[Message]:
+    """The messages said 30 seconds apart, as a long conversation's are, instead of all at one
+    instant: Cosmos DB orders its archive by the millisecond of `at` (then the archive number,
+    modulo 1,000), and `CosmosStore._neighbours` fails on two messages in one place."""
+    start = messages[0].at if messages else datetime.now(UTC)
+    return [replace(m, at=start + timedelta(seconds=30 * n)) for n, m in enumerate(messages)]
+
+
+async def fill(store: MemoryStore, key: str, messages: list[Message], seed: int) -> None:
     """`messages` archived under `key` with a random unit embedding each, in large writes."""
+    messages = spread(messages)
     rng = np.random.default_rng(seed)
     for start in range(0, len(messages), FILL_BATCH):
         batch = messages[start : start + FILL_BATCH]
@@ -130,8 +156,8 @@ async def repeated(phase: Phase, seconds: float, work: Callable[[], Awaitable[ob
     phase.ended = time.perf_counter()
 
 
-async def run(options: argparse.Namespace, scratch: Path) -> tuple[list[Phase], Others]:
-    store = SQLiteStore(scratch / "heavy.db")
+async def run(options: argparse.Namespace, backend: Backend) -> tuple[list[Phase], Others]:
+    store = create_store(settings_from(backend.environment("heavy-work")))
     await store.open()
     try:
         memory = memory_on(store)
@@ -216,12 +242,18 @@ def row(phase: Phase, others: Others) -> str:
 
 
 async def main_async(options: argparse.Namespace) -> None:
+    size = f"{options.messages:,}"
+    if options.backend == "cosmos" and options.messages < DEFAULT_MESSAGES["sqlite"]:
+        size += f" (not {DEFAULT_MESSAGES['sqlite']:,} as on SQLite: the local server slows)"
     print(
-        f"SQLite: one person with {options.messages:,} archived messages (embedded), "
+        f"{STORE_NAMES[options.backend]}: one person with {size} archived messages (embedded), "
         f"{options.people} others talking, {options.think_ms} ms between each one's turns"
     )
-    with tempfile.TemporaryDirectory(prefix="memorybot-heavy-") as scratch:
-        phases, others = await run(options, Path(scratch))
+    with (
+        tempfile.TemporaryDirectory(prefix="memorybot-heavy-") as scratch,
+        Backend(options.backend, Path(scratch)) as backend,
+    ):
+        phases, others = await run(options, backend)
     print("| phase | others' turns | p50 ms | p95 ms | max ms | the heavy person's work |")
     print("|---|---:|---:|---:|---:|---|")
     for phase in phases:
@@ -230,12 +262,17 @@ async def main_async(options: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--messages", type=int, default=40_000)
+    parser.add_argument("--backend", choices=BACKENDS, default="sqlite")
+    parser.add_argument(
+        "--messages", type=int, help="the heavy person's archive: 40000 on sqlite, 5000 on cosmos"
+    )
     parser.add_argument("--people", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--think-ms", type=int, default=500)
     parser.add_argument("--forgets", type=int, default=3)
     options = parser.parse_args()
+    if options.messages is None:
+        options.messages = DEFAULT_MESSAGES[options.backend]
     if not 2 <= options.messages <= EXPORT_LIMIT or options.people < 1 or options.seconds <= 0:
         parser.error("--messages from 2 to 100000, --people at least 1, --seconds above 0")
     if options.forgets < 1 or options.think_ms < 0:
