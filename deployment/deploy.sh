@@ -101,12 +101,16 @@ openai_location=$(output openAiLocation)
 step "Packaging the code"
 work_dir=$(mktemp -d)
 trap 'rm -rf "$work_dir"' EXIT
-# Only what the bot runs: no local settings (.env may hold keys), data, tests or tooling.
+# Only what the bot runs: no local settings (.env may hold keys), data, tests or tooling, and
+# none of the Agents Toolkit's files (env/*.user and .localConfigs hold secrets). .webappignore
+# lists the same for the Toolkit's own deploy.
 zip -r -q "$work_dir/app.zip" . \
     -x '.git/*' '.venv/*' '.venv-*' 'node_modules/*' 'tests/*' 'data/*' \
     '.env' '.env.*' '*__pycache__*' '*.pyc' '.mypy_cache/*' '.pytest_cache/*' \
-    '.ruff_cache/*' '.ci/*' 'bench/*' 'deployment/*' 'docs/*' \
-    'package.json' 'package-lock.json' 'appPackage.zip'
+    '.ruff_cache/*' '.hypothesis/*' '.ci/*' 'bench/*' 'deployment/*' 'docs/*' \
+    'package.json' 'package-lock.json' 'appPackage.zip' \
+    'env/*' '.localConfigs*' '.vscode/*' 'appPackage/*' 'devTools/*' '.deployment/*' \
+    'm365agents*.yml' '.webappignore'
 
 step "Deploying the code to $web_app (App Service installs requirements.txt; a few minutes)"
 az webapp deploy --resource-group "$resource_group" --name "$web_app" \

@@ -205,12 +205,14 @@ module bot 'modules/bot.bicep' = {
   }
 }
 
-// Names and identifiers only: deploy.sh reads these; none is a secret.
+// Names and identifiers only: deploy.sh reads these, and the Agents Toolkit writes each to
+// env/.env.<environment> upper-cased (botAppId -> BOTAPPID, see m365agents.yml); none is a secret.
 output botAppId string = identity.outputs.clientId
 output botName string = bot.outputs.name
 output messagingEndpoint string = bot.outputs.messagingEndpoint
 output webAppName string = webApp.outputs.name
 output webAppHostName string = webApp.outputs.defaultHostName
+output webAppResourceId string = webApp.outputs.id
 output identityName string = identity.outputs.name
 output cosmosAccountName string = cosmos.outputs.accountName
 output cosmosEndpoint string = cosmos.outputs.endpoint

@@ -16,11 +16,13 @@ import sys
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from jsonschema import FormatChecker
 from jsonschema.validators import validator_for
+
+from bots.commands import command_in
 
 pytestmark = pytest.mark.unit
 
@@ -193,7 +195,8 @@ def test_manifest_declares_a_current_schema_version(manifest: dict[str, Any]) ->
     version = declared_version(manifest)
     assert manifest["manifestVersion"] == version
     major, minor = (int(part) for part in version.split("."))
-    assert (major, minor) >= (1, 22)
+    # 1.29 brought supportsTargetedMessages and commandLists' triggers (slash commands).
+    assert (major, minor) >= (1, 29)
 
 
 def test_bot_id_is_both_the_app_id_and_the_bot_id(manifest: dict[str, Any]) -> None:
@@ -219,12 +222,12 @@ def test_every_placeholder_is_filled_from_the_options(
 
 def test_bot_converses_in_personal_chat_group_chats_and_teams(manifest: dict[str, Any]) -> None:
     (bot,) = manifest["bots"]
-    assert sorted(bot["scopes"]) == ["groupChat", "personal", "team"]
+    assert sorted(bot["scopes"]) == ["copilot", "groupChat", "personal", "team"]
     assert bot["supportsFiles"] is False
     assert bot["isNotificationOnly"] is False
 
 
-@pytest.mark.parametrize("scope", ["personal", "groupChat", "team"])
+@pytest.mark.parametrize("scope", ["personal", "copilot", "groupChat", "team"])
 def test_every_scope_lists_the_memory_commands(manifest: dict[str, Any], scope: str) -> None:
     (bot,) = manifest["bots"]
     lists = [entry for entry in bot["commandLists"] if scope in entry["scopes"]]
@@ -238,7 +241,85 @@ def test_personal_and_group_command_lists_are_separate(manifest: dict[str, Any])
     # What the bot remembers about you is private: group scopes describe the conversation's memory.
     (bot,) = manifest["bots"]
     scopes = [sorted(entry["scopes"]) for entry in bot["commandLists"]]
-    assert sorted(scopes) == [["groupChat", "team"], ["personal"]]
+    # Copilot shows the personal list: it is a person's own chat with the agent.
+    assert sorted(scopes) == [["copilot", "personal"], ["groupChat", "team"]]
+
+
+def command_list(manifest: dict[str, Any], scope: str) -> dict[str, Any]:
+    (bot,) = manifest["bots"]
+    (found,) = [entry for entry in bot["commandLists"] if scope in entry["scopes"]]
+    return cast(dict[str, Any], found)
+
+
+def test_the_bot_is_a_custom_engine_agent_in_copilot(manifest: dict[str, Any]) -> None:
+    (agent,) = manifest["copilotAgents"]["customEngineAgents"]
+    assert agent["type"] == "bot"
+    # The schema's rules it cannot check itself: the id is the bot's, which has personal scope,
+    # and the app has a short name and a short description.
+    assert agent["id"] == manifest["bots"][0]["botId"] == BOT_ID
+    assert "personal" in manifest["bots"][0]["scopes"]
+    assert "copilot" in manifest["bots"][0]["scopes"]
+    assert manifest["name"]["short"].strip()
+    assert manifest["description"]["short"].strip()
+
+
+def test_the_copilot_disclaimer_says_what_is_kept_and_how_to_see_and_delete_it(
+    manifest: dict[str, Any],
+) -> None:
+    (agent,) = manifest["copilotAgents"]["customEngineAgents"]
+    text = agent["disclaimer"]["text"]
+    assert text.startswith("Contoso Memory ")  # the app's name, filled in by the build
+    for word in ("memory", "export", "forget", "AI"):
+        assert re.search(rf"\b{word}\b", text), word
+
+
+def test_a_longest_name_keeps_the_disclaimer_within_the_schema(tmp_path: Path) -> None:
+    longest = "N" * 30  # build_app_package's limit for --name, the schema's for name.short
+    result = run_build("--bot-id", BOT_ID, "--name", longest, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    built = json.loads(read_package(tmp_path / "appPackage.zip")["manifest.json"])
+    assert built["copilotAgents"]["customEngineAgents"][0]["disclaimer"]["text"].startswith(longest)
+    assert schema_errors(built) == []
+
+
+def test_personal_commands_are_prompt_starters_that_run_the_command(
+    manifest: dict[str, Any],
+) -> None:
+    starters = command_list(manifest, "copilot")
+    assert starters == command_list(manifest, "personal")  # one list: a person's own chat
+    for command in starters["commands"]:
+        # A "prompt" command would send its prompt text to the model instead of the command.
+        assert command.get("type", "basic") == "basic", command["title"]
+        assert "prompt" not in command
+        assert command["description"].strip()
+
+
+def test_commands_work_with_or_without_a_slash(manifest: dict[str, Any]) -> None:
+    (bot,) = manifest["bots"]
+    # Required for Teams to list the bot's commands after "/" (targeted messages).
+    assert bot["supportsTargetedMessages"] is True
+    assert set(command_list(manifest, "personal")["triggers"]) == {"mention", "slash"}
+    # In group chats and channels the bot answers only when @mentioned (bots/memory_bot.py), so
+    # the commands there are offered with the @mention only.
+    assert command_list(manifest, "groupChat")["triggers"] == ["mention"]
+    for entry in bot["commandLists"]:
+        for command in entry["commands"]:
+            title = command["title"]
+            understood = command_in(title)
+            assert understood is not None, f"the bot does not take {title!r} as a command"
+            assert command_in("/" + title) == understood, f"/{title}"
+
+
+def test_schema_check_catches_a_broken_copilot_entry(manifest: dict[str, Any]) -> None:
+    broken = copy.deepcopy(manifest)
+    (agent,) = broken["copilotAgents"]["customEngineAgents"]
+    agent["type"] = "declarative"
+    agent["disclaimer"]["text"] = "x" * 501
+    broken["bots"][0]["commandLists"][0]["triggers"] = ["slash", "typed"]
+    errors = schema_errors(broken)
+    assert any(e.startswith("copilotAgents/customEngineAgents/0/type") for e in errors), errors
+    assert any("disclaimer" in e for e in errors), errors
+    assert any(e.startswith("bots/0/commandLists/0/triggers") for e in errors), errors
 
 
 def test_icons_have_the_sizes_teams_requires(package: dict[str, bytes]) -> None:

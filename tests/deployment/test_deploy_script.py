@@ -88,6 +88,19 @@ LEFT_BEHIND = (
     ".mypy_cache/3.11/cache.json",
     "package.json",
     "appPackage.zip",
+    ".hypothesis/examples/x",
+    # The Agents Toolkit's files: env/*.user and .localConfigs hold secrets (docs/toolkit.md).
+    "env/.env.dev",
+    "env/.env.dev.user",
+    ".localConfigs",
+    ".localConfigs.playground",
+    ".vscode/launch.json",
+    "devTools/playground/cli.js",
+    "appPackage/build/appPackage.dev.zip",
+    ".deployment/deployment.zip",
+    "m365agents.yml",
+    "m365agents.local.yml",
+    ".webappignore",
 )
 
 
