@@ -73,6 +73,8 @@ class Settings:
     cosmos_container: str = "memory"
     cosmos_verify_tls: bool = True
     cosmos_create_if_missing: bool = False
+    # Both stores: a record is kept this long after its last write, an archived message this
+    # long after it was archived.
     memory_ttl_days: int = 90
 
     model_kind: ModelKind = "offline"
@@ -93,6 +95,7 @@ class Settings:
     memory_context_tokens: int = 3000
     memory_summary_every: int = 10
     memory_summary_concurrency: int = 4
+    memory_extract_every: int = 4
     allowed_tenant_ids: frozenset[str] = frozenset()
     rate_limit_per_minute: int = 20
     # Derived, not a variable of ours: whether HTTP(S)_PROXY is set, so that HTTP clients that
@@ -334,6 +337,9 @@ def settings_from(env: Mapping[str, str]) -> Settings:
         ),
         memory_summary_concurrency=read.whole(
             "MEMORY_SUMMARY_CONCURRENCY", DEFAULTS.memory_summary_concurrency, 1, 1000
+        ),
+        memory_extract_every=read.whole(
+            "MEMORY_EXTRACT_EVERY", DEFAULTS.memory_extract_every, 0, 10_000
         ),
         allowed_tenant_ids=tenants,
         rate_limit_per_minute=read.whole(

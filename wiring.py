@@ -7,6 +7,7 @@ what the bot would send with the same configuration, embeddings included.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from functools import lru_cache
 
 from config import Settings
@@ -34,7 +35,7 @@ def create_store(settings: Settings) -> MemoryStore:
             ttl_seconds=settings.memory_ttl_days * 86_400,
             trust_env=settings.proxy_configured,
         )
-    return SQLiteStore(settings.sqlite_path)
+    return SQLiteStore(settings.sqlite_path, ttl_seconds=settings.memory_ttl_days * 86_400)
 
 
 def create_memory(
@@ -59,6 +60,8 @@ def create_memory(
         context_tokens=context_tokens or settings.memory_context_tokens,
         summary_every=settings.memory_summary_every,
         summary_concurrency=settings.memory_summary_concurrency,
+        extract_every=settings.memory_extract_every,
+        item_ttl=timedelta(days=settings.memory_ttl_days),
         summarise=model.complete if summarise else None,
         embed=embeddings_for(settings, model),
     )

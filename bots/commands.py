@@ -13,9 +13,24 @@ from typing import Any
 from botbuilder.core import TurnContext
 
 from bots.forgetting import Forgetting
-from bots.replies import CANCEL_FORGET, CONFIRM_FORGET, export_activity, payload_bytes
-from bots.wording import NO_SUMMARY, SUMMARY, wording_for
-from memory import ConversationMemory
+from bots.replies import CARD_ACTIONS, ItemLine, export_activity, items_card, payload_bytes
+from bots.wording import (
+    ITEM_ALREADY_GONE,
+    ITEM_ALREADY_KEPT,
+    ITEM_FORGOTTEN,
+    ITEM_KINDS,
+    ITEM_LINE,
+    ITEMS_PAGE_OF,
+    MENTIONS,
+    NO_ITEMS,
+    NO_SUMMARY,
+    NOTHING_MENTIONS,
+    REMEMBER_WHAT,
+    REMEMBERED_ITEM,
+    SUMMARY,
+    wording_for,
+)
+from memory import ConversationMemory, ConversationRecord
 
 TEAMS_EXPORT_BYTES = 24_000  # Teams refuses messages much over ~28 KB
 
@@ -23,25 +38,37 @@ TEAMS_EXPORT_BYTES = 24_000  # Teams refuses messages much over ~28 KB
 class Command(StrEnum):
     HELP = "help"
     MEMORY = "memory"
+    REMEMBER = "remember"
     EXPORT = "export"
     FORGET = "forget"
 
 
-def command_in(text: str) -> Command | None:
-    """The command `text` asks for, if it is one: `help`, `/help`, `Help ` all count."""
-    word = text.strip().removeprefix("/").strip().lower()
+# Commands that take words after them; the others are a word alone ("help me with this" is chat).
+_TAKES_WORDS = frozenset({Command.REMEMBER, Command.FORGET})
+ITEMS_PER_PAGE = 8
+
+
+def command_in(text: str) -> tuple[Command, str] | None:
+    """The command `text` asks for, if it is one, and the words after it: `help`, `/help`,
+    `Help ` all count; so do `remember …` and `forget …`, unless they end in a question mark
+    ("remember when we met?" is chat)."""
+    word, _, rest = text.strip().removeprefix("/").strip().partition(" ")
     try:
-        return Command(word)
+        command = Command(word.lower())
     except ValueError:
         return None
+    rest = " ".join(rest.split())
+    if rest and (command not in _TAKES_WORDS or rest.endswith("?")):
+        return None
+    return command, rest
 
 
 def card_action_in(value: Any) -> str | None:
     """The action of a card button this bot sent (`Action.Submit` data), if any."""
     if isinstance(value, dict):
         action = value.get("action")
-        if action in (CONFIRM_FORGET, CANCEL_FORGET):
-            return str(action)
+        if isinstance(action, str) and action in CARD_ACTIONS:
+            return action
     return None
 
 
@@ -56,21 +83,90 @@ class Commands:
         self.memory = memory
         self.forgetting = forgetting
 
-    async def run(self, turn_context: TurnContext, key: str, command: Command, group: bool) -> None:
+    async def run(
+        self, turn_context: TurnContext, key: str, command: Command, words: str, group: bool
+    ) -> None:
         """Raises StoreError if the store fails."""
         if command is Command.HELP:
             await turn_context.send_activity(wording_for(group).help)
         elif command is Command.MEMORY:
-            await turn_context.send_activity(await self._describe_memory(key, group))
+            await self.show_memory(turn_context, key, group, page=1)
+        elif command is Command.REMEMBER:
+            await turn_context.send_activity(await self._remember(key, words))
         elif command is Command.EXPORT:
             teams = turn_context.activity.channel_id == "msteams"
             export = await self.memory.export(key)
             await turn_context.send_activity(export_activity(_fit(export, teams), teams))
+        elif command is Command.FORGET and words:
+            await self._forget_matching(turn_context, key, words, group)
         elif command is Command.FORGET:
             await self.forgetting.ask(turn_context, key, group)
 
-    async def _describe_memory(self, key: str, group: bool) -> str:
+    async def show_memory(
+        self, turn_context: TurnContext, key: str, group: bool, page: int
+    ) -> None:
+        """The kept things, newest first, a page at a time, and what else is kept."""
         record = await self.memory.recall(key)
+        wording = wording_for(group)
+        if record.message_count == 0 and not record.current_items:
+            await turn_context.send_activity(wording.nothing_remembered)
+            return
+        newest_first = list(reversed(record.current_items))
+        pages = max(1, -(-len(newest_first) // ITEMS_PER_PAGE))
+        page = min(max(page, 1), pages)
+        shown = newest_first[(page - 1) * ITEMS_PER_PAGE : page * ITEMS_PER_PAGE]
+        lines = [
+            ItemLine(
+                item.id,
+                item.text,
+                ITEM_LINE.format(kind=ITEM_KINDS.get(item.kind, item.kind), day=item.at),
+            )
+            for item in shown
+        ]
+        also_kept = self._also_kept(record, group)
+        if not shown:
+            also_kept = f"{NO_ITEMS}\n\n{also_kept}"
+        elif pages > 1:
+            also_kept = f"{ITEMS_PAGE_OF.format(page=page, pages=pages)}\n\n{also_kept}"
+        older = page + 1 if page < pages else None
+        await turn_context.send_activity(items_card(wording.items_title, lines, also_kept, older))
+
+    async def forget_item(self, turn_context: TurnContext, key: str, item_id: object) -> None:
+        """A `memory` card's button: forgets that one kept thing."""
+        record = await self.memory.recall(key)
+        item = next((i for i in record.items if i.id == item_id), None)
+        if item is None:
+            await turn_context.send_activity(ITEM_ALREADY_GONE)
+            return
+        await self.memory.forget_items(key, [item.id])
+        await turn_context.send_activity(ITEM_FORGOTTEN.format(text=item.text))
+
+    async def _remember(self, key: str, words: str) -> str:
+        if not words:
+            return REMEMBER_WHAT
+        item = await self.memory.remember_item(key, words)
+        return ITEM_ALREADY_KEPT if item is None else REMEMBERED_ITEM.format(text=item.text)
+
+    async def _forget_matching(
+        self, turn_context: TurnContext, key: str, words: str, group: bool
+    ) -> None:
+        items, messages = await self.memory.matching(key, words)
+        if not items and not messages:
+            await turn_context.send_activity(NOTHING_MENTIONS.format(words=words))
+            return
+        listing = [MENTIONS.format(items=len(items), messages=len(messages))]
+        listing += [f"- {item.text}" for item in items[:5]]
+        listing += [f"- “{_excerpt(message.content)}”" for message in messages[:5]]
+        await self.forgetting.ask(
+            turn_context,
+            key,
+            group,
+            question=wording_for(group).forget_matching_question.format(words=words),
+            listing=listing,
+            detail={"items": [i.id for i in items], "messages": [m.id for m in messages]},
+        )
+
+    def _also_kept(self, record: ConversationRecord, group: bool) -> str:
         wording = wording_for(group)
         if record.message_count == 0:
             return wording.nothing_remembered
@@ -82,6 +178,11 @@ class Commands:
         )
         summary = SUMMARY.format(summary=record.summary) if record.summary else NO_SUMMARY
         return f"{remembered}\n\n{summary}"
+
+
+def _excerpt(text: str, limit: int = 80) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def _fit(export: dict[str, Any], teams: bool) -> dict[str, Any]:

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from botbuilder.core import TurnContext
 
 from bots.replies import forget_confirmation
-from bots.wording import FORGET_CANCELLED, GROUP_FORGET, wording_for
+from bots.wording import FORGET_CANCELLED, GROUP_FORGET, MATCHES_FORGOTTEN, wording_for
 from memory import ConversationMemory, Ledger
+from memory.ledger import Question
 
 log = logging.getLogger(__name__)
 
@@ -30,54 +32,85 @@ class Forgetting:
         self.memory = memory
         self.ledger = ledger
 
-    async def ask(self, turn_context: TurnContext, key: str, group: bool) -> None:
-        """Asks whether to forget; in a group, first says whose memory that is."""
-        question = await self.ledger.ask(
-            key, _TOPIC, sender_of(turn_context), FORGET_CONFIRMATION_SECONDS
+    async def ask(
+        self,
+        turn_context: TurnContext,
+        key: str,
+        group: bool,
+        *,
+        question: str = "",
+        listing: Sequence[str] = (),
+        detail: Mapping[str, list[str]] | None = None,
+    ) -> None:
+        """Asks, in one message, whether to forget everything, or (with `detail`: the ids of the
+        items and messages found, and `listing`, what they are) only that; in a group, the
+        question first says whose memory it is."""
+        asked = await self.ledger.ask(
+            key, _TOPIC, sender_of(turn_context), FORGET_CONFIRMATION_SECONDS, detail
         )
-        if group:
-            await turn_context.send_activity(GROUP_FORGET)
-        await turn_context.send_activity(
-            forget_confirmation(wording_for(group).forget_question, question.id)
-        )
+        text = question or wording_for(group).forget_question
+        if group and not detail:
+            text = f"{GROUP_FORGET}\n\n{text}"
+        await turn_context.send_activity(forget_confirmation(text, asked.id, listing))
 
-    async def pending(self, key: str, asker: str, sender_key: str) -> bool:
-        """Whether `asker` asked `key`'s question recently enough for a typed **yes**, and has
+    async def pending(self, key: str, asker: str, sender_key: str) -> Question | None:
+        """`key`'s question, if `asker` asked it recently enough for a typed **yes** and has
         said nothing since but this message (`sender_key`: whose deliveries the ledger counts)."""
-        return await self._standing_question_id(key, asker, sender_key) is not None
+        return await self._standing_question(key, asker, sender_key)
 
-    async def answers_the_question(
+    async def answered_question(
         self, key: str, asker: str, sender_key: str, card_value: Any
-    ) -> bool:
-        """Whether a card button's press answers `key`'s standing question, by who asked it."""
+    ) -> Question | None:
+        """`key`'s standing question, if a card button's press answers it, by who asked it."""
         question_id = card_value.get("question") if isinstance(card_value, dict) else None
-        standing = await self._standing_question_id(key, asker, sender_key)
-        return (
-            standing is not None
-            and isinstance(question_id, str)
-            and secrets.compare_digest(question_id, standing)
-        )
+        standing = await self._standing_question(key, asker, sender_key)
+        if (
+            standing is None
+            or not isinstance(question_id, str)
+            or not secrets.compare_digest(question_id, standing.id)
+        ):
+            return None
+        return standing
 
-    async def _standing_question_id(self, key: str, asker: str, sender_key: str) -> str | None:
+    async def _standing_question(self, key: str, asker: str, sender_key: str) -> Question | None:
         question = await self.ledger.question(key, _TOPIC)
         if question is None or question.asker != asker:
             return None
         # This message is one delivery since the question; any other means they moved on.
         if await self.ledger.taken_since(sender_key, question.asked_at) > 1:
             return None
-        return question.id
+        return question
 
     async def answer(
-        self, turn_context: TurnContext, key: str, group: bool, confirmed: bool
+        self,
+        turn_context: TurnContext,
+        key: str,
+        group: bool,
+        confirmed: bool,
+        question: Question | None = None,
     ) -> None:
-        """Forgets, or says nothing was forgotten. Raises StoreError if the store fails."""
+        """Forgets what `question` asked about (everything, unless it names items and messages),
+        or says nothing was forgotten. Raises StoreError if the store fails."""
         await self.ledger.drop_question(key, _TOPIC)
         if not confirmed:
             await turn_context.send_activity(FORGET_CANCELLED)
             return
+        detail = question.detail if question is not None else {}
+        if detail:
+            items, messages = _ids(detail.get("items")), _ids(detail.get("messages"))
+            await self.memory.forget_matching(key, items, messages)
+            log.info("memory partly forgotten at the person's request")
+            await turn_context.send_activity(
+                MATCHES_FORGOTTEN.format(items=len(items), messages=len(messages))
+            )
+            return
         await self.memory.forget(key)
         log.info("memory forgotten at the person's request")
         await turn_context.send_activity(wording_for(group).forgotten)
+
+
+def _ids(value: object) -> list[str]:
+    return [str(i) for i in value] if isinstance(value, list) else []
 
 
 def sender_of(turn_context: TurnContext) -> str:

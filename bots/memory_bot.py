@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
+from typing import TypeVar
 
 from botbuilder.core import InvokeResponse, TurnContext
 from botbuilder.core.teams import TeamsActivityHandler
@@ -28,7 +29,7 @@ from bots.identity import (
     sender_key_for,
 )
 from bots.limits import RateLimiter
-from bots.replies import CONFIRM_FORGET
+from bots.replies import CANCEL_FORGET, CONFIRM_FORGET, FORGET_ITEM, ITEMS_PAGE
 from bots.tenant_gate import TenantGate
 from bots.wording import (
     FORGET_BUTTON_EXPIRED,
@@ -46,6 +47,7 @@ from model_client import ChatModel
 from telemetry import measure_turn
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class MemoryBot(TeamsActivityHandler):  # type: ignore[misc]
@@ -134,24 +136,40 @@ class MemoryBot(TeamsActivityHandler):  # type: ignore[misc]
     ) -> None:
         activity = turn_context.activity
         asker = sender_of(turn_context)
-        if action is not None:
+        if action in (CONFIRM_FORGET, CANCEL_FORGET):
             press = self._press(turn_context, key, sender, group, action == CONFIRM_FORGET)
             await _handle(turn_context, press, if_store_down=STORE_DOWN_WHILE_FORGETTING)
+            return
+        if action == FORGET_ITEM:
+            item = activity.value.get("item")
+            forget = self.commands.forget_item(turn_context, key, item)
+            await _handle(turn_context, forget, if_store_down=STORE_DOWN_WHILE_FORGETTING)
+            return
+        if action == ITEMS_PAGE:
+            page = activity.value.get("page")
+            show = self.commands.show_memory(
+                turn_context, key, group, page if isinstance(page, int) else 1
+            )
+            await _handle(turn_context, show, if_store_down=STORE_DOWN_WHILE_RUNNING_A_COMMAND)
             return
         text = message_text(activity)
         if not text:
             await turn_context.send_activity(NOT_TEXT)
             return
-        command = command_in(text)
-        if command is not None:
-            run = self.commands.run(turn_context, key, command, group)
+        asked = command_in(text)
+        if asked is not None:
+            command, words = asked
+            run = self.commands.run(turn_context, key, command, words, group)
             down = STORE_DOWN_WHILE_RUNNING_A_COMMAND
             if command is Command.FORGET:  # asking is the first step of forgetting
                 down = STORE_DOWN_WHILE_FORGETTING
             await _handle(turn_context, run, if_store_down=down)
             return
-        if is_yes(text) and await _checked(self.forgetting.pending(key, asker, sender)):
-            answer = self.forgetting.answer(turn_context, key, group, True)
+        question = (
+            await _checked(self.forgetting.pending(key, asker, sender)) if is_yes(text) else None
+        )
+        if question is not None:
+            answer = self.forgetting.answer(turn_context, key, group, True, question)
             await _handle(turn_context, answer, if_store_down=STORE_DOWN_WHILE_FORGETTING)
             return
         chat = self.chat.run(turn_context, key, text)
@@ -162,12 +180,15 @@ class MemoryBot(TeamsActivityHandler):  # type: ignore[misc]
     ) -> None:
         """A forget card's button: "keep" needs no check; "forget" must answer the question
         that stands, pressed by who asked it."""
-        if confirmed and not await self.forgetting.answers_the_question(
-            key, sender_of(turn_context), sender, turn_context.activity.value
-        ):
-            await turn_context.send_activity(FORGET_BUTTON_EXPIRED)
-            return
-        await self.forgetting.answer(turn_context, key, group, confirmed)
+        question = None
+        if confirmed:
+            question = await self.forgetting.answered_question(
+                key, sender_of(turn_context), sender, turn_context.activity.value
+            )
+            if question is None:
+                await turn_context.send_activity(FORGET_BUTTON_EXPIRED)
+                return
+        await self.forgetting.answer(turn_context, key, group, confirmed, question)
 
     async def on_installation_update_add(self, turn_context: TurnContext) -> None:
         group = is_group_conversation(turn_context.activity)
@@ -213,14 +234,14 @@ def _loggable(value: object, limit: int = 64) -> str:
     return text + ("…" if len(str(value)) > limit else "")
 
 
-async def _checked(check: Awaitable[bool]) -> bool:
-    """A check that reads the store; a store that cannot be reached makes it false (what the
+async def _checked(check: Awaitable[T]) -> T | None:
+    """A check that reads the store; a store that cannot be reached makes it None (what the
     message is then taken for says what failed, if it needs the store too)."""
     try:
         return await check
     except StoreError as error:
         log.error("memory store failed: %s: %s", type(error).__name__, error)
-        return False
+        return None
 
 
 async def _handle(

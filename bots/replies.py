@@ -24,8 +24,10 @@ from botbuilder.schema import Activity, ActivityTypes, Attachment, Entity
 from bots.wording import (
     EXPORT_INTRO,
     FORGET_BUTTON,
+    FORGET_ITEM_BUTTON,
     INFORMATIVE_TEXT,
     KEEP_BUTTON,
+    OLDER_ITEMS_BUTTON,
     REPLY_YES_TO_CONFIRM,
 )
 from model_client import ModelError
@@ -41,9 +43,13 @@ AI_LABEL = {
 }
 STREAM_UPDATE_SECONDS = 1.0
 MAX_MESSAGE_BYTES = 20_000  # of text in one message; Teams refuses a message much over ~28 KB
-# The data of the forget card's buttons, as they come back in a message's `value`.
+# The data of the cards' buttons, as they come back in a message's `value`.
 CONFIRM_FORGET = "memorybot.forget.confirm"
 CANCEL_FORGET = "memorybot.forget.cancel"
+FORGET_ITEM = "memorybot.item.forget"
+ITEMS_PAGE = "memorybot.items.page"
+CARD_ACTIONS = frozenset({CONFIRM_FORGET, CANCEL_FORGET, FORGET_ITEM, ITEMS_PAGE})
+ADAPTIVE_CARD_VERSION = "1.5"  # what Teams renders on desktop, web and mobile
 
 
 class FreeFormEntity(Entity):  # type: ignore[misc]
@@ -216,14 +222,19 @@ def _stream_update(text: str, stream_id: str | None, sequence: int, informative:
     return Activity(type=ActivityTypes.typing, text=text, entities=[FreeFormEntity(info)])
 
 
-def forget_confirmation(question: str, question_id: str) -> Activity:
-    """A card asking to confirm `forget`; typing `yes` works too. Its buttons name the question
-    they answer, so that only that question, while it stands, can be confirmed."""
+def forget_confirmation(question: str, question_id: str, listing: Sequence[str] = ()) -> Activity:
+    """A card asking to confirm `forget` (with what it would forget, `listing`, where that is
+    not everything); typing `yes` works too. Its buttons name the question they answer, so that
+    only that question, while it stands, can be confirmed."""
+    body: list[dict[str, Any]] = [{"type": "TextBlock", "text": question, "wrap": True}]
+    body += [
+        {"type": "TextBlock", "text": line, "wrap": True, "spacing": "Small"} for line in listing
+    ]
     card = {
         "type": "AdaptiveCard",
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-        "version": "1.5",
-        "body": [{"type": "TextBlock", "text": question, "wrap": True}],
+        "version": ADAPTIVE_CARD_VERSION,
+        "body": body,
         "actions": [
             {
                 "type": "Action.Submit",
@@ -237,10 +248,93 @@ def forget_confirmation(question: str, question_id: str) -> Activity:
             },
         ],
     }
+    text = "\n".join([question, *listing, REPLY_YES_TO_CONFIRM])
     return Activity(
         type=ActivityTypes.message,
-        text=f"{question} {REPLY_YES_TO_CONFIRM}",
+        text=text if listing else f"{question} {REPLY_YES_TO_CONFIRM}",
         attachments=[CardFactory.adaptive_card(card)],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ItemLine:
+    """One kept thing as the `memory` card shows it."""
+
+    id: str
+    text: str
+    detail: str  # its kind and date
+
+
+def items_card(
+    title: str, lines: Sequence[ItemLine], also_kept: str, older_page: int | None
+) -> Activity:
+    """The `memory` card: a page of kept things, each with a button that forgets it, then what
+    else is kept; a button for the page of older ones where there is one. The message's text
+    says the same for clients that show no cards."""
+    body: list[dict[str, Any]] = [
+        {"type": "TextBlock", "text": title, "weight": "Bolder", "size": "Medium", "wrap": True}
+    ]
+    for line in lines:
+        body.append(
+            {
+                "type": "ColumnSet",
+                "separator": True,
+                "columns": [
+                    {
+                        "type": "Column",
+                        "width": "stretch",
+                        "items": [
+                            {"type": "TextBlock", "text": line.text, "wrap": True},
+                            {
+                                "type": "TextBlock",
+                                "text": line.detail,
+                                "isSubtle": True,
+                                "size": "Small",
+                                "spacing": "None",
+                                "wrap": True,
+                            },
+                        ],
+                    },
+                    {
+                        "type": "Column",
+                        "width": "auto",
+                        "verticalContentAlignment": "Center",
+                        "items": [
+                            {
+                                "type": "ActionSet",
+                                "actions": [
+                                    {
+                                        "type": "Action.Submit",
+                                        "title": FORGET_ITEM_BUTTON,
+                                        "data": {"action": FORGET_ITEM, "item": line.id},
+                                    }
+                                ],
+                            }
+                        ],
+                    },
+                ],
+            }
+        )
+    body.append({"type": "TextBlock", "text": also_kept, "wrap": True, "separator": True})
+    card: dict[str, Any] = {
+        "type": "AdaptiveCard",
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "version": ADAPTIVE_CARD_VERSION,
+        "body": body,
+    }
+    if older_page is not None:
+        card["actions"] = [
+            {
+                "type": "Action.Submit",
+                "title": OLDER_ITEMS_BUTTON,
+                "data": {"action": ITEMS_PAGE, "page": older_page},
+            }
+        ]
+    text = "\n".join(
+        [f"**{title}**", *(f"- {line.text} ({line.detail})" for line in lines), "", also_kept]
+    )
+    return Activity(
+        type=ActivityTypes.message, text=text, attachments=[CardFactory.adaptive_card(card)]
     )
 
 
@@ -263,7 +357,7 @@ def export_activity(export: dict[str, Any], teams: bool) -> Activity:
     card = {
         "type": "AdaptiveCard",
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-        "version": "1.5",
+        "version": ADAPTIVE_CARD_VERSION,
         "body": [
             {"type": "TextBlock", "text": EXPORT_INTRO, "wrap": True},
             {"type": "CodeBlock", "codeSnippet": text, "language": "Json"},

@@ -36,6 +36,8 @@ class ChatWording:
     remembered: str  # {count}, {recent}
     remembered_since: str  # {count}, {recent}, {since}: a datetime
     citation_source: str  # {day}: a date; where a cited memory comes from
+    items_title: str  # the `memory` card's heading
+    forget_matching_question: str  # {words}: asks to forget what mentions them
 
 
 PERSONAL_CHAT = ChatWording(
@@ -54,9 +56,11 @@ a searchable archive), stored in your organisation's own Azure tenant. What you 
 never appears in group chats or channels.
 
 Commands:
-- **memory**: what I remember about you
-- **export**: everything I keep about you, as JSON
+- **memory**: what I remember about you, each thing with a button to forget it
+- **remember** …: keep something, as you say it (or just say "remember that …")
+- **forget** …: forget what mentions those words (I show you what first)
 - **forget**: delete everything I remember about you (I ask first)
+- **export**: everything I keep about you, as JSON
 - **help**: this message""",
     forget_question="Forget everything I remember about you? This can't be undone.",
     forgotten="Done: I've forgotten everything I remembered about you.",
@@ -70,6 +74,10 @@ Commands:
         "word for word, and all of them in a searchable archive."
     ),
     citation_source="Our chat on {day.day} {day:%B %Y}",
+    items_title="What I remember about you",
+    forget_matching_question=(
+        "Forget what I remember about you that mentions “{words}”? This can't be undone."
+    ),
 )
 
 GROUP_CHAT = ChatWording(
@@ -83,9 +91,11 @@ I'm MemoryBot. In this chat I answer when you @mention me, and I keep a memory o
 conversation only, never anyone's private chat with me.
 
 Commands (after @MemoryBot):
-- **memory**: what I remember from this conversation
+- **memory**: what I remember from this conversation, each thing with a button to forget it
+- **remember** …: keep something for this conversation, as you say it
+- **forget** …: forget what mentions those words (I show you what first)
+- **forget**: clear this conversation's memory (I ask first)
 - **export**: this conversation's memory, as JSON
-- **forget**: how to clear this conversation's memory
 - **help**: this message""",
     forget_question="Forget everything I remember from this conversation?",
     forgotten="Done: I've forgotten everything I remembered from this conversation.",
@@ -99,6 +109,11 @@ Commands (after @MemoryBot):
         "{recent} word for word, and all of them in a searchable archive."
     ),
     citation_source="This chat on {day.day} {day:%B %Y}",
+    items_title="What I remember from this conversation",
+    forget_matching_question=(
+        "Forget what I remember from this conversation that mentions “{words}”? This can't be "
+        "undone."
+    ),
 )
 
 
@@ -114,6 +129,26 @@ seen what it holds: I'll ask for confirmation first. To clear what I remember ab
 personally, say **forget** in a 1:1 chat with me."""
 
 SUMMARY = "Summary of older messages: {summary}"
+
+# The `memory` card: the items, newest first, a page at a time, then what else is kept.
+ITEM_LINE = "{kind} · {day.day} {day:%B %Y}"
+ITEM_KINDS = {"fact": "Fact", "preference": "Preference", "decision": "Decision"}
+NO_ITEMS = "No facts, preferences or decisions kept yet."
+FORGET_ITEM_BUTTON = "Forget this"
+OLDER_ITEMS_BUTTON = "Show older"
+ITEMS_PAGE_OF = "Page {page} of {pages}, newest first."
+ITEM_FORGOTTEN = "Forgotten: “{text}”"
+ITEM_ALREADY_GONE = "That was already forgotten."
+# `remember`
+REMEMBERED_ITEM = "I'll remember that: “{text}”"
+ITEM_ALREADY_KEPT = "I remember that already."
+REMEMBER_WHAT = "Tell me what to keep, like: **remember** my daughter's name is Maya."
+# `forget <words>`
+NOTHING_MENTIONS = "I don't remember anything that mentions “{words}”."
+MENTIONS = "What mentions it (kept things: {items}, messages: {messages}), for example:"
+MATCHES_FORGOTTEN = (
+    "Done: I've forgotten what mentioned it (kept things: {items}, messages: {messages})."
+)
 
 # What a citation of a remembered message shows of it: who said it, then what was said.
 CITED_PERSON = "You said: {text}"

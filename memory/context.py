@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from memory.records import Around, ChatMessage, ConversationRecord, Message
+from memory.records import Around, ChatMessage, ConversationRecord, MemoryItem, Message
 from memory.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_PROMPT, count_tokens, fit_to_tokens
 
 CUT_MARKER = " [… cut to fit the memory budget]"
@@ -36,6 +36,7 @@ MEMORY_HEADING = (
 )
 MEMORY_END = "\n</memory>"
 SUMMARY_HEADING = "Summary of your earlier conversations: "
+ITEMS_HEADING = "What you know about them, the most relevant first, each with the date it was said:"
 RECALL_HEADING = (
     "Older messages that may be relevant, in the order they were said, under the day they "
     "were said, each with its number. Where your answer relies on one of them, cite it by its "
@@ -75,6 +76,7 @@ def build_context(
     neighbours: Mapping[str, Around] | None = None,
     now: datetime | None = None,
     author: str = "",
+    items: Sequence[MemoryItem] = (),
 ) -> list[ChatMessage]:
     """`assemble_context`'s messages alone."""
     return assemble_context(
@@ -82,6 +84,7 @@ def build_context(
         record,
         text,
         budget=budget,
+        items=items,
         recalled=recalled,
         neighbours=neighbours,
         now=now,
@@ -99,6 +102,7 @@ def assemble_context(
     neighbours: Mapping[str, Around] | None = None,
     now: datetime | None = None,
     author: str = "",
+    items: Sequence[MemoryItem] = (),
 ) -> Context:
     """The messages for the model, at most `budget` tokens in all, and the numbered sources.
 
@@ -122,6 +126,13 @@ def assemble_context(
         )
         if quote_cost + tokens + 1 <= left:
             quoted.append(summary)
+            left -= quote_cost + tokens + 1
+            quote_cost = 0
+
+    if items:
+        block, tokens = _items_block(items, min(part_cap, left - quote_cost))
+        if block:
+            quoted.append(block)
             left -= quote_cost + tokens + 1
             quote_cost = 0
 
@@ -232,6 +243,21 @@ def _recall(
     # A reply shares its question's time: the side keeps them in the order they were said.
     ordered = sorted(chosen.values(), key=lambda entry: (entry[0].at, entry[1]))
     return [message for message, _ in ordered], spent if chosen else 0
+
+
+def _items_block(items: Sequence[MemoryItem], room: int) -> tuple[str, int]:
+    """As many of `items` (best first) as fit in `room` tokens, one line each, and their cost;
+    ("", 0) when none fits."""
+    lines = [ITEMS_HEADING]
+    spent = count_tokens(ITEMS_HEADING)
+    for item in items:
+        line = f"- ({item.at.date().isoformat()}, {item.kind}) {_quoted(item.text)}"
+        cost = count_tokens(line) + 1
+        if spent + cost > room:
+            continue  # a shorter one further down may still fit
+        lines.append(line)
+        spent += cost
+    return ("\n".join(lines), spent) if len(lines) > 1 else ("", 0)
 
 
 def _recall_block(chosen: Sequence[Message], line_cap: int) -> str:

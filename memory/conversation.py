@@ -14,14 +14,24 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from memory.context import Context, assemble_context
-from memory.recall import Embed, fuse
-from memory.records import ChatMessage, ConversationRecord, Message, utc_now
+from memory.items import (
+    NewItem,
+    dictated,
+    extraction_prompt,
+    read_extraction,
+    unexpired,
+    with_items,
+    without_items,
+)
+from memory.recall import Embed, fuse, query_terms, rank_items
+from memory.records import ChatMessage, ConversationRecord, MemoryItem, Message, utc_now
 from memory.store import MemoryStore
 from memory.summary import Complete, summary_prompt
+from memory.terms import terms_of
 from memory.trimming import recent_window
 
 log = logging.getLogger(__name__)
@@ -36,7 +46,8 @@ class ConversationMemory:
     """Memory behind one store: builds prompts under a budget, and keeps each turn.
 
     Its limits come from the settings (`wiring.create_memory` builds it for the app and the
-    replay tool); none has a default here.
+    replay tool); none has a default here but `extract_every`, off (0) unless asked for, and
+    `item_ttl`, none (items kept until forgotten) unless given.
     """
 
     def __init__(
@@ -48,6 +59,8 @@ class ConversationMemory:
         context_tokens: int,
         summary_every: int,
         summary_concurrency: int,
+        extract_every: int = 0,
+        item_ttl: timedelta | None = None,
         summarise: Complete | None = None,
         embed: Embed | None = None,
         recall_limit: int | None = None,
@@ -58,6 +71,8 @@ class ConversationMemory:
         self.max_messages = max_messages
         self.context_tokens = context_tokens
         self.summary_every = summary_every
+        self.extract_every = extract_every
+        self.item_ttl = item_ttl
         self.summarise = summarise
         self.embed = embed
         # Older messages to rank: about enough to fill what the budget leaves them (most are 20
@@ -103,6 +118,7 @@ class ConversationMemory:
             record,
             text,
             budget=self.context_tokens,
+            items=rank_items(record.current_items, text),
             recalled=[h.message for h in hits],
             neighbours={h.message.id: h.around for h in hits if h.around is not None},
             now=self.clock(),
@@ -127,25 +143,90 @@ class ConversationMemory:
         turn = [Message("user", user_text, now, author=author)]
         if reply is not None:
             turn.append(Message("assistant", reply + (STOPPED_MARK if stopped else ""), now))
+        asked = dictated(user_text)  # "remember that …": kept as said, whatever the model
+        told = [NewItem(asked, sources=(turn[0].id,), said_at=now)] if asked else []
 
         def append_turn(record: ConversationRecord) -> ConversationRecord:
             combined = (*record.messages, *turn)
             window = recent_window(combined, self.max_messages)
             left_window = combined[: len(combined) - len(window)]
             pending = (*record.pending, *left_window) if self.summarise else ()
-            return replace(
+            appended = replace(
                 record,
                 messages=window,
                 pending=pending[-self.max_pending :],
                 message_count=record.message_count + len(turn),
                 since=record.since or now,
                 updated_at=now,
+                unextracted=record.unextracted + len(turn) if self._extracting else 0,
             )
+            kept = unexpired(appended, now, self.item_ttl)  # items expire from their own date
+            return with_items(kept, told, now) if told else kept
 
         vectors = await self._vectors(turn)
         record = await self.store.update(key, append_turn, archive=turn, vectors=vectors)
-        if self.summarise and len(record.pending) >= self.summary_every:
+        if self.summarise and (
+            len(record.pending) >= self.summary_every
+            or (self._extracting and record.unextracted >= self.extract_every)
+        ):
             self._summarise_later(key)
+
+    @property
+    def _extracting(self) -> bool:
+        return self.summarise is not None and self.extract_every > 0
+
+    async def remember_item(self, key: str, text: str) -> MemoryItem | None:
+        """Keeps `text` as a fact, as the person said it (the `remember` command); None when a
+        standing item says it already."""
+        now = self.clock()
+        added: list[MemoryItem] = []
+
+        def add(record: ConversationRecord) -> ConversationRecord:
+            updated = with_items(record, [NewItem(text)], now)
+            added[:] = [item for item in updated.items if item not in record.items]
+            return replace(updated, since=updated.since or now, updated_at=now)
+
+        await self.store.update(key, add)
+        return added[0] if added else None
+
+    async def forget_items(self, key: str, ids: Sequence[str]) -> None:
+        """Forgets the items of `ids`, superseded ones included."""
+
+        def drop(record: ConversationRecord) -> ConversationRecord:
+            return without_items(record, ids)
+
+        await self.store.update(key, drop)
+
+    async def matching(
+        self, key: str, words: str, limit: int = 50
+    ) -> tuple[list[MemoryItem], list[Message]]:
+        """The standing items and the kept messages that hold any of `words` (`forget <words>`),
+        the messages best first, at most `limit`."""
+        terms = set(query_terms(words))
+        record, found = await self.store.load_with_matches(key, [words], limit)
+        items = [item for item in record.current_items if terms & set(terms_of(item.text))]
+        kept = {m.id: m for m in found}
+        for message in record.unsummarised:  # not always archived yet: the window's too
+            if terms & set(terms_of(message.content)):
+                kept.setdefault(message.id, message)
+        return items, list(kept.values())[:limit]
+
+    async def forget_matching(
+        self, key: str, item_ids: Sequence[str], message_ids: Sequence[str]
+    ) -> None:
+        """Forgets those items and messages: from the record (window, pending) and the archive."""
+        gone = set(message_ids)
+
+        def drop(record: ConversationRecord) -> ConversationRecord:
+            record = without_items(record, item_ids)
+            return replace(
+                record,
+                messages=tuple(m for m in record.messages if m.id not in gone),
+                pending=tuple(m for m in record.pending if m.id not in gone),
+            )
+
+        await self.store.update(key, drop)
+        await self.store.delete_messages(key, list(gone))
 
     async def _embedding_of(self, text: str) -> list[float] | None:
         """The question's embedding, when there are embeddings; lexical recall carries on
@@ -178,6 +259,7 @@ class ConversationMemory:
             self.store.load(key), self.store.archived(key, archive_limit)
         )
         return {
+            "items": [item.to_json() for item in record.items],
             "summary": record.summary,
             "message_count": record.message_count,
             "since": record.since.isoformat() if record.since else None,
@@ -194,6 +276,39 @@ class ConversationMemory:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.store.delete(key)
+
+    async def extract_now(self, key: str) -> bool:
+        """Ask the model for items in the messages no extraction has read; False when it was
+        not due or the call failed (the messages are then read again next time)."""
+        if self.summarise is None or not self._extracting:
+            return False
+        record = await self.store.load(key)
+        unread = min(record.unextracted, len(record.unsummarised))
+        if record.unextracted < self.extract_every:
+            return False
+        batch = record.unsummarised[len(record.unsummarised) - unread :]
+        standing = record.current_items
+        try:
+            answer = await self.summarise(extraction_prompt(standing, batch))
+        except Exception as error:
+            log.warning("item extraction failed, messages kept for later: %s", type(error).__name__)
+            return False
+        try:
+            new = read_extraction(answer, standing, batch)
+        except ValueError as error:  # read, but not the JSON asked for: not asked again
+            log.warning("item extraction answer unreadable: %s", type(error).__name__)
+            new = []
+        now = self.clock()
+        done = record.unextracted
+
+        def keep(current: ConversationRecord) -> ConversationRecord:
+            if current.message_count == 0:
+                return current  # forgotten meanwhile
+            read = replace(current, unextracted=max(current.unextracted - done, 0))
+            return with_items(read, new, now)
+
+        await self.store.update(key, keep)
+        return True
 
     async def summarise_now(self, key: str) -> bool:
         """Fold the pending messages into the summary; False (and nothing dropped) on failure."""
@@ -252,6 +367,7 @@ class ConversationMemory:
                 waited = time.monotonic() - queued
                 if waited > SUMMARY_BACKLOG_SECONDS:  # the operator's signal to allow more
                     log.info("a summary waited %.0f s for MEMORY_SUMMARY_CONCURRENCY", waited)
+                await self.extract_now(key)
                 return await self.summarise_now(key)
         except Exception as error:
             log.warning("summary not saved: %s", type(error).__name__)

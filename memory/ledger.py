@@ -17,8 +17,9 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from memory.store import MemoryStore
 
@@ -35,6 +36,8 @@ class Question:
     asker: str
     id: str
     asked_at: float
+    detail: Mapping[str, Any] = field(default_factory=dict)
+    """What the question is about, as the asker's handler put it (JSON-ready)."""
 
 
 class Ledger:
@@ -62,11 +65,25 @@ class Ledger:
         """How many deliveries `key` took at or after `since`."""
         return await self.store.count_marks(key, _DELIVERY, since=since, now=self.clock())
 
-    async def ask(self, key: str, topic: str, asker: str, seconds: float) -> Question:
+    async def ask(
+        self,
+        key: str,
+        topic: str,
+        asker: str,
+        seconds: float,
+        detail: Mapping[str, Any] | None = None,
+    ) -> Question:
         """Records that `asker` was asked `key`'s question on `topic`, standing for `seconds`;
         it replaces any earlier one on that topic."""
-        question = Question(asker, secrets.token_hex(8), self.clock())
-        value = json.dumps({"asker": question.asker, "id": question.id, "at": question.asked_at})
+        question = Question(asker, secrets.token_hex(8), self.clock(), dict(detail or {}))
+        value = json.dumps(
+            {
+                "asker": question.asker,
+                "id": question.id,
+                "at": question.asked_at,
+                "detail": question.detail,
+            }
+        )
         await self.store.mark(
             key, _QUESTION + topic, value, now=question.asked_at, seconds=seconds, replace=True
         )
@@ -79,7 +96,10 @@ class Ledger:
             return None
         try:
             fields = json.loads(value)
-            return Question(str(fields["asker"]), str(fields["id"]), float(fields["at"]))
+            detail = fields.get("detail") or {}
+            if not isinstance(detail, dict):
+                return None
+            return Question(str(fields["asker"]), str(fields["id"]), float(fields["at"]), detail)
         except (ValueError, KeyError, TypeError):
             return None  # not one this code wrote: no question stands
 

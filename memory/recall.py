@@ -9,13 +9,14 @@ question worded differently from the fact can still find it.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
-from memory.records import Candidate
+from memory.records import Candidate, Match, MemoryItem
 from memory.terms import terms_of
 
 MAX_QUERY_TERMS = 12
@@ -115,3 +116,20 @@ def fuse(
                 found[id_] = candidate
     best = sorted(scores, key=lambda id_: -scores[id_])[:limit]
     return [found[id_] for id_ in best]
+
+
+def rank_items(items: Sequence[MemoryItem], text: str) -> list[MemoryItem]:
+    """`items` best first for `text`: BM25 over the terms they share with it, rarity judged
+    among the items; those that share none follow, newest first."""
+    terms = query_terms(text)
+    wanted = set(terms)
+    matches = []
+    for order, item in enumerate(items):
+        held = _item_terms(item.text)
+        matches.append(Match(order=order, matched=frozenset(held & wanted), length=len(held)))
+    return [items[match.order] for match in rank_candidates(matches, terms)]
+
+
+@functools.lru_cache(maxsize=4096)
+def _item_terms(text: str) -> frozenset[str]:
+    return frozenset(terms_of(text))

@@ -61,6 +61,60 @@ class Message:
         )
 
 
+ItemKind = Literal["fact", "preference", "decision"]
+ITEM_KINDS: tuple[ItemKind, ...] = ("fact", "preference", "decision")
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryItem:
+    """One short thing remembered about a person: a fact, a preference or a decision.
+
+    `sources` are the ids of the messages it came from (none when the person dictated it with
+    `remember`). An item a newer message contradicts is kept, superseded, until retention
+    removes it: `superseded_by` names the item that replaced it.
+    """
+
+    text: str
+    kind: ItemKind = "fact"
+    at: datetime = field(default_factory=utc_now)
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    sources: tuple[str, ...] = ()
+    superseded_by: str = ""
+    superseded_at: datetime | None = None
+
+    @property
+    def current(self) -> bool:
+        return not self.superseded_by
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": self.id,
+            "kind": self.kind,
+            "text": self.text,
+            "at": self.at.isoformat(),
+            "sources": list(self.sources),
+        }
+        if self.superseded_by:
+            data["superseded_by"] = self.superseded_by
+            data["superseded_at"] = self.superseded_at.isoformat() if self.superseded_at else None
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> MemoryItem:
+        kind = data.get("kind", "fact")
+        if kind not in ITEM_KINDS:
+            raise ValueError(f"unknown item kind {kind!r}")
+        return cls(
+            text=str(data["text"]),
+            kind=kind,
+            at=datetime.fromisoformat(data["at"]),
+            id=str(data["id"]),
+            sources=tuple(str(source) for source in data.get("sources", ())),
+            superseded_by=str(data.get("superseded_by") or ""),
+            superseded_at=_optional_time(data.get("superseded_at")),
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class ConversationRecord:
     """What is remembered under one memory key, besides the archive of every message.
@@ -77,10 +131,19 @@ class ConversationRecord:
     message_count: int = 0
     since: datetime | None = None
     updated_at: datetime | None = None
+    items: tuple[MemoryItem, ...] = ()
+    """Short things remembered (`memory.items`), oldest first, superseded ones included."""
+    unextracted: int = 0
+    """How many of the newest messages no item extraction has read yet."""
 
     @property
     def is_empty(self) -> bool:
-        return not self.messages and not self.pending and not self.summary
+        return not self.messages and not self.pending and not self.summary and not self.items
+
+    @property
+    def current_items(self) -> tuple[MemoryItem, ...]:
+        """The items that stand (not superseded), oldest first."""
+        return tuple(item for item in self.items if item.current)
 
     @property
     def unsummarised(self) -> tuple[Message, ...]:
@@ -97,6 +160,8 @@ class ConversationRecord:
             "message_count": self.message_count,
             "since": self.since.isoformat() if self.since else None,
             "updated_at": self.updated_at.isoformat() if self.updated_at else None,
+            "items": [item.to_json() for item in self.items],
+            "unextracted": self.unextracted,
         }
 
     @classmethod
@@ -109,6 +174,8 @@ class ConversationRecord:
             message_count=int(data.get("message_count", len(data.get("messages", [])))),
             since=_optional_time(data.get("since")),
             updated_at=_optional_time(data.get("updated_at")),
+            items=tuple(MemoryItem.from_json(item) for item in data.get("items") or ()),
+            unextracted=int(data.get("unextracted") or 0),
         )
 
 

@@ -10,6 +10,13 @@ an FTS5 table of each person's own terms, which finds a search's candidates in b
 (rare words through the whole archive, common ones among the newest matches); embeddings (when
 configured) sit beside it as float32 blobs, all of one person's read per search: fine for the
 embedded default, not for millions. Ranking is `memory.recall`'s, through `StoreBase`.
+
+With a time to live (`MEMORY_TTL_DAYS`), as on Cosmos DB: a record is not read once its last
+write is that old, an archived message (and its embedding) once it was archived that long ago,
+and a background task deletes them, a bounded step at a time. What is deleted leaves no trace in
+the file: freed pages are zeroed (`secure_delete`), the full-text index is merged so that no
+segment keeps a deleted message's terms, and a clean close empties the WAL. The directory (when
+the store creates it) and the files are readable by their owner only.
 """
 
 from __future__ import annotations
@@ -18,11 +25,14 @@ import asyncio
 import hashlib
 import json
 import logging
+import os
 import sqlite3
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -94,6 +104,21 @@ _MARKS = (
     "CREATE INDEX IF NOT EXISTS marks_by_expiry ON marks (expires)",
 )
 _EXPIRED_MARKS_PURGED = 64  # at most, each time a mark is set
+# Retention (`ttl_seconds`), also added without a schema version. A record expires from its
+# `updated_at`, the time of its last write. An archived message expires from when it was
+# archived: each write that archives messages notes when, from the rowid of its first message on
+# (up to the next write's), so that what has expired is every row below one rowid, found in two
+# index lookups and skipped by searches for nothing. Rowids run in the order messages were
+# archived; one is reused only once every row above it is gone, and a write clears the notes from
+# its first rowid on. An older MemoryBot's rows count from the write before them.
+_RETENTION = (
+    "CREATE TABLE IF NOT EXISTS archive_times (first_rowid INTEGER PRIMARY KEY, at REAL NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS archive_times_by_time ON archive_times (at)",
+    "CREATE INDEX IF NOT EXISTS records_by_update ON records (updated_at)",
+)
+_NO_ROWID = 2**63 - 1  # SQLite's largest rowid: every row below it expired means all have
+_PRIVATE_FILE = 0o600  # the database file; SQLite gives its WAL and shared memory the same mode
+_PRIVATE_DIRECTORY = 0o700
 
 
 class SQLiteStore(StoreBase):
@@ -107,9 +132,28 @@ class SQLiteStore(StoreBase):
     # store's thread, so that everyone else's operations run in between.
     FORGET_CHUNK = 500  # archived messages (or embeddings) deleted per transaction by a forget
     EXPORT_PAGE = 500  # archived messages read per step by an export
+    PURGE_STEP = 500  # expired records and archived messages deleted per step of retention
+    PURGE_EVERY = 300.0  # seconds between two purges of what has expired
+    MERGE_PAGES = 64  # full-text index pages (~4 KB) merged per step after a delete (~10 ms)
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        ttl_seconds: float | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        purge_every: float | None = None,
+    ) -> None:
+        """`ttl_seconds`: how long a record is kept after its last write, and an archived
+        message after it was archived (None: until `delete`). `clock`: seconds since the epoch,
+        for retention. `purge_every`: seconds between two background purges (PURGE_EVERY)."""
+        if ttl_seconds is not None and ttl_seconds <= 0:
+            raise ValueError("ttl_seconds must be positive (or None: no retention)")
         self.path = Path(path)
+        self.ttl_seconds = ttl_seconds
+        self._clock = clock
+        self._purge_every = self.PURGE_EVERY if purge_every is None else purge_every
+        self._purging: asyncio.Task[None] | None = None
         self._db: sqlite3.Connection | None = None
         self._thread: ThreadPoolExecutor | None = None
         # Used on the store's thread only. A turn reads its record twice (for the prompt, then
@@ -132,10 +176,15 @@ class SQLiteStore(StoreBase):
         except StoreError:
             await self.close()
             raise
+        if self.ttl_seconds is not None:
+            self._purging = asyncio.create_task(
+                self._purge_in_background(), name=f"purge {self.path}"
+            )
 
     def _connect(self) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=_PRIVATE_DIRECTORY)
+            _make_private(self.path)
         except OSError as error:
             raise sqlite3.OperationalError(str(error)) from error
         db = sqlite3.connect(self.path, isolation_level=None)
@@ -144,7 +193,9 @@ class SQLiteStore(StoreBase):
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=5000")
-            if _prepare(db):
+            db.execute("PRAGMA secure_delete=ON")  # deleted text is zeroed, not left in free space
+            migrated = _prepare(db)
+            if _date_the_archive(db, self._clock()) or migrated:
                 _compact(db)
         except BaseException:
             db.close()
@@ -174,8 +225,39 @@ class SQLiteStore(StoreBase):
         return await self._run("read from SQLite", self._load, key)
 
     def _load(self, key: str) -> ConversationRecord:
-        rows = self._connection().execute("SELECT body FROM records WHERE key = ?", (key,))
-        return self._decode(key, _first(rows))
+        return self._decode(key, self._live_body(self._connection(), key, self._clock()))
+
+    def _live_body(self, db: sqlite3.Connection, key: str, now: float) -> str | None:
+        """The key's stored record, unless it has expired (the purge deletes it later)."""
+        row = db.execute("SELECT body, updated_at FROM records WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        body, written = row
+        if self.ttl_seconds is not None and written is not None and written < self._cutoff(now):
+            return None
+        return str(body)
+
+    def _cutoff(self, now: float) -> str:
+        """A record last written before this (as `updated_at` is stored) has expired at `now`."""
+        return _moment(now - (self.ttl_seconds or 0))
+
+    def _live_from(self, db: sqlite3.Connection, now: float) -> int:
+        """The rowid from which archived messages are live at `now`: those below it expired."""
+        if self.ttl_seconds is None:
+            return 0
+        newest_expired = db.execute(
+            "SELECT first_rowid FROM archive_times WHERE at <= ? "
+            "ORDER BY at DESC, first_rowid DESC LIMIT 1",
+            (now - self.ttl_seconds,),
+        ).fetchone()
+        if newest_expired is None:
+            return 0
+        following = db.execute(
+            "SELECT first_rowid FROM archive_times WHERE first_rowid > ? "
+            "ORDER BY first_rowid LIMIT 1",
+            (newest_expired[0],),
+        ).fetchone()
+        return _NO_ROWID if following is None else int(following[0])
 
     def _decode(self, key: str, body: str | None) -> ConversationRecord:
         known = self._decoded.get(key)
@@ -213,15 +295,15 @@ class SQLiteStore(StoreBase):
         vectors: Mapping[str, Sequence[float]] | None,
     ) -> ConversationRecord:
         db = self._connection()
+        now = self._clock()
         with _transaction(db):
-            rows = db.execute("SELECT body FROM records WHERE key = ?", (key,))
-            record = mutate(self._decode(key, _first(rows)))
+            record = mutate(self._decode(key, self._live_body(db, key, now)))
             body = json.dumps(record.to_json(), ensure_ascii=False)
-            db.execute(
+            db.execute(  # `updated_at`: when written, from which the record expires
                 "INSERT INTO records (key, body, updated_at) VALUES (?, ?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET body = excluded.body, "
                 "updated_at = excluded.updated_at",
-                (key, body, record.updated_at.isoformat() if record.updated_at else None),
+                (key, body, _moment(now)),
             )
             positions: dict[str, int | None] = {}
             owner = _owner(key)
@@ -241,6 +323,12 @@ class SQLiteStore(StoreBase):
                     ),
                 )
                 positions[m.id] = inserted.lastrowid
+            placed = [rowid for rowid in positions.values() if rowid is not None]
+            if placed:  # archived now, from its first rowid on; notes above it were stale
+                db.execute("DELETE FROM archive_times WHERE first_rowid >= ?", (min(placed),))
+                db.execute(
+                    "INSERT INTO archive_times (first_rowid, at) VALUES (?, ?)", (min(placed), now)
+                )
             if vectors:
                 db.executemany(
                     "INSERT OR REPLACE INTO vectors (key, id, vector, position) "
@@ -327,13 +415,15 @@ class SQLiteStore(StoreBase):
             return []
         wanted = {owner + token: term for token, term in by_token.items()}
         everything = _any_of(owner, list(by_token))
+        live = self._live_from(db, self._clock())  # what was archived before has expired
         # The rowid of the RECENT_MATCHES-th newest match: the newest matches are from there on.
         oldest = db.execute(
-            "SELECT rowid FROM archive WHERE archive MATCH ? ORDER BY rowid DESC LIMIT 1 OFFSET ?",
-            (everything, self.RECENT_MATCHES - 1),
+            "SELECT rowid FROM archive WHERE archive MATCH ? AND rowid >= ? "
+            "ORDER BY rowid DESC LIMIT 1 OFFSET ?",
+            (everything, live, self.RECENT_MATCHES - 1),
         ).fetchone()
         if oldest is None:  # few matches in all: every one is a candidate
-            return self._light(db, key, everything, 0, wanted, limit)
+            return self._light(db, key, everything, live, wanted, limit)
         rare = [t for t in by_token if self._count(db, _any_of(owner, [t])) <= self.RARE_MATCHES]
         common = [token for token in by_token if token not in rare]
         found: list[Match] = []
@@ -342,7 +432,7 @@ class SQLiteStore(StoreBase):
             if common:  # every row of the person qualifies for the second part (the owner
                 # column weighs nothing), so FTS5 picks among them on every word
                 holding_a_rare_word += f' AND ({_any_of(owner, common)} OR owner:"{owner}")'
-            found = self._light(db, key, holding_a_rare_word, 0, wanted, limit)
+            found = self._light(db, key, holding_a_rare_word, live, wanted, limit)
         if common:
             seen = {match.order for match in found}
             recent = self._light(db, key, everything, oldest[0], wanted, limit)
@@ -472,6 +562,7 @@ class SQLiteStore(StoreBase):
         if not ids:
             return []
         db = self._connection()
+        live = self._live_from(db, self._clock())
         marks = ",".join("?" * len(ids))
         placed = db.execute(
             f"SELECT position FROM vectors WHERE key = ? AND id IN ({marks}) "  # noqa: S608
@@ -482,14 +573,14 @@ class SQLiteStore(StoreBase):
             rowids = [row[0] for row in placed]
             rows = db.execute(
                 "SELECT id, role, text, at, author FROM archive WHERE rowid IN "  # noqa: S608
-                f"({','.join('?' * len(rowids))}) AND key = ?",
-                (*rowids, key),
+                f"({','.join('?' * len(rowids))}) AND key = ? AND rowid >= ?",
+                (*rowids, key, live),
             )
             return [_archived(*row) for row in rows]
         rows = db.execute(
             "SELECT id, role, text, at, author FROM archive WHERE archive MATCH ? AND key = ? "  # noqa: S608
-            f"AND id IN ({marks})",
-            (_person(key), key, *ids),
+            f"AND id IN ({marks}) AND rowid >= ?",
+            (_person(key), key, *ids, live),
         )
         return [_archived(*row) for row in rows]
 
@@ -498,7 +589,9 @@ class SQLiteStore(StoreBase):
         rows just before and after it: those are read by rowid, all at once; only where another
         person wrote in between does FTS5 walk the person's rows to the nearest one."""
         db = self._connection()
-        around = sorted({order + step for order in orders for step in (-1, 1)})
+        live = self._live_from(db, self._clock())
+        steps = {order + step for order in orders for step in (-1, 1)}
+        around = sorted(rowid for rowid in steps if rowid >= live) or [live]
         marks = ",".join("?" * len(around))
         rows = db.execute(
             f"SELECT rowid, id, role, text, at, author, key FROM archive WHERE rowid IN ({marks})",  # noqa: S608
@@ -509,21 +602,22 @@ class SQLiteStore(StoreBase):
         for order in orders:
             before, after = adjacent.get(order - 1), adjacent.get(order + 1)
             if before is None:
-                before = self._nearest_row(db, key, order, "<", "DESC")
+                before = self._nearest_row(db, key, order, "<", "DESC", live)
             if after is None:
-                after = self._nearest_row(db, key, order, ">", "ASC")
+                after = self._nearest_row(db, key, order, ">", "ASC", live)
             found[order] = (before, after)
         return found
 
     @staticmethod
     def _nearest_row(
-        db: sqlite3.Connection, key: str, order: int, sign: str, direction: str
+        db: sqlite3.Connection, key: str, order: int, sign: str, direction: str, live: int
     ) -> Message | None:
-        """The person's message nearest `order` on one side (FTS5 walks their rows in order)."""
+        """The person's message nearest `order` on one side (FTS5 walks their rows in order),
+        not one archived before rowid `live` (expired)."""
         row = db.execute(
             "SELECT id, role, text, at, author FROM archive WHERE archive MATCH ? AND key = ? "  # noqa: S608
-            f"AND rowid {sign} ? ORDER BY rowid {direction} LIMIT 1",
-            (_person(key), key, order),
+            f"AND rowid {sign} ? AND rowid >= ? ORDER BY rowid {direction} LIMIT 1",
+            (_person(key), key, order, live),
         ).fetchone()
         return None if row is None else _archived(*row)
 
@@ -546,15 +640,12 @@ class SQLiteStore(StoreBase):
     def _archived(self, key: str, limit: int, up_to: int) -> tuple[list[Message], int]:
         """The key's newest `limit` archived messages at or below rowid `up_to`, newest first,
         and the rowid to read on from."""
-        rows = (
-            self._connection()
-            .execute(
-                "SELECT rowid, id, role, text, at, author FROM archive WHERE archive MATCH ? "
-                "AND key = ? AND rowid <= ? ORDER BY rowid DESC LIMIT ?",
-                (_person(key), key, up_to, limit),
-            )
-            .fetchall()
-        )
+        db = self._connection()
+        rows = db.execute(
+            "SELECT rowid, id, role, text, at, author FROM archive WHERE archive MATCH ? "
+            "AND key = ? AND rowid <= ? AND rowid >= ? ORDER BY rowid DESC LIMIT ?",
+            (_person(key), key, up_to, self._live_from(db, self._clock()), limit),
+        ).fetchall()
         return [_archived(*row[1:]) for row in rows], rows[-1][0] - 1 if rows else up_to
 
     async def delete(self, key: str) -> None:
@@ -563,12 +654,36 @@ class SQLiteStore(StoreBase):
         transaction and a hand-over: one transaction for a large archive held everyone else up
         for as long as it took. A turn taken meanwhile starts a new memory, which this forget
         leaves alone. Interrupted (the store closed, or failed), what is left has no record, and
-        the key's next forget deletes it."""
+        the key's next forget deletes it. Last, the full-text index is merged (`_merge_index`),
+        so that no word of what was forgotten is left in the file."""
         archived, embedded = await self._run("delete from SQLite", self._delete, key)
+        forgot_messages = archived is not None
         while archived is not None:
             archived = await self._run("delete from SQLite", self._delete_archived, key, archived)
         while embedded is not None:
             embedded = await self._run("delete from SQLite", self._delete_embedded, key, embedded)
+        if forgot_messages:
+            await self._merge_index("delete from SQLite")
+
+    async def _merge_index(self, what: str) -> None:
+        """FTS5 deletes a message from its index by writing a deletion beside the old entry,
+        which stays, terms and all, in its segment until the segments are merged (SQLite 3.44's
+        `secure-delete` option would remove it at once; Python's SQLite here is older). So the
+        segments are merged into one, MERGE_PAGES pages a transaction and a hand-over, until
+        FTS5 finds nothing left to merge; SQLite zeroes the pages this frees."""
+        while await self._run(what, self._merge_step):
+            pass
+
+    def _merge_step(self) -> bool:
+        """One step of merging the index's segments; False when there was nothing to merge."""
+        db = self._connection()
+        before = db.total_changes
+        with _transaction(db):
+            # A negative size merges every segment, whatever its level (FTS5's 'merge' command).
+            db.execute(
+                "INSERT INTO archive (archive, rank) VALUES ('merge', ?)", (-self.MERGE_PAGES,)
+            )
+        return db.total_changes - before >= 2  # FTS5's own test of whether it merged anything
 
     def _delete(self, key: str) -> tuple[int | None, int | None]:
         """The key's record deleted; the rowids of its newest archived message and newest
@@ -630,6 +745,29 @@ class SQLiteStore(StoreBase):
             marks = ",".join("?" * len(rowids))
             db.execute(f"DELETE FROM {table} WHERE rowid IN ({marks})", rowids)  # noqa: S608
 
+    async def delete_messages(self, key: str, ids: Sequence[str]) -> None:
+        record_store_request()
+        for start in range(0, len(ids), self.FORGET_CHUNK):
+            chunk = list(ids[start : start + self.FORGET_CHUNK])
+            await self._run("delete from SQLite", self._delete_messages, key, chunk)
+        if ids:  # no word of them left in the full-text index either
+            await self._merge_index("delete from SQLite")
+
+    def _delete_messages(self, key: str, ids: Sequence[str]) -> None:
+        db = self._connection()
+        self._drop_embeddings(key)
+        marks = ",".join("?" * len(ids))
+        with _transaction(db):
+            db.execute(
+                "DELETE FROM archive WHERE rowid IN (SELECT rowid FROM archive "  # noqa: S608
+                f"WHERE archive MATCH ? AND key = ? AND id IN ({marks}))",
+                (_person(key), key, *ids),
+            )
+            db.execute(
+                f"DELETE FROM vectors WHERE key = ? AND id IN ({marks})",  # noqa: S608
+                (key, *ids),
+            )
+
     async def mark(
         self, key: str, name: str, value: str, *, now: float, seconds: float, replace: bool
     ) -> bool:
@@ -690,7 +828,74 @@ class SQLiteStore(StoreBase):
         )
         return int(counted.fetchone()[0])
 
+    async def purge_expired(self, limit: int | None = None) -> int:
+        """One step of retention, one transaction and one hand-over to the store's thread: at
+        most `limit` (PURGE_STEP) expired records and archived messages deleted, records first,
+        each message with its embedding. How many records and messages went (0 without a time
+        to live); fewer than `limit`: none expired is left."""
+        if self.ttl_seconds is None:
+            return 0
+        return await self._run(
+            "purge expired memory from SQLite", self._purge_expired, limit or self.PURGE_STEP
+        )
+
+    def _purge_expired(self, limit: int) -> int:
+        db = self._connection()
+        now = self._clock()
+        with _transaction(db):
+            keys = [
+                row[0]
+                for row in db.execute(
+                    "SELECT key FROM records WHERE updated_at < ? LIMIT ?",
+                    (self._cutoff(now), limit),
+                )
+            ]
+            db.executemany("DELETE FROM records WHERE key = ?", [(key,) for key in keys])
+            live = self._live_from(db, now)
+            messages: list[tuple[int, str, str]] = (
+                db.execute(
+                    "SELECT rowid, key, id FROM archive WHERE rowid < ? ORDER BY rowid LIMIT ?",
+                    (live, limit - len(keys)),
+                ).fetchall()
+                if len(keys) < limit
+                else []
+            )
+            self._delete_rows(db, "archive", [rowid for rowid, _, _ in messages])
+            db.executemany(
+                "DELETE FROM vectors WHERE key = ? AND id = ?",
+                [(key, id_) for _, key, id_ in messages],
+            )
+            if len(keys) + len(messages) < limit:  # every expired message gone: their times too
+                db.execute("DELETE FROM archive_times WHERE first_rowid < ?", (live,))
+        for key in keys:
+            self._decoded.pop(key, None)
+        for key in {key for _, key, _ in messages}:
+            self._drop_embeddings(key)
+        return len(keys) + len(messages)
+
+    async def _purge_in_background(self) -> None:
+        """What has expired is deleted now and then every `purge_every` seconds, PURGE_STEP at
+        a time, each step a hand-over of its own, so that nobody waits for the whole; then the
+        full-text index is merged, as after a forget."""
+        while True:
+            try:
+                purged, step = 0, self.PURGE_STEP
+                while step >= self.PURGE_STEP:
+                    step = await self.purge_expired(self.PURGE_STEP)
+                    purged += step
+                if purged:
+                    await self._merge_index("purge expired memory from SQLite")
+                    log.info("SQLite: %d expired records and messages deleted", purged)
+            except Exception:  # a background task: logged, and tried again next time
+                log.exception("SQLite: expired memory not purged this time")
+            await asyncio.sleep(self._purge_every)
+
     async def close(self) -> None:
+        purging, self._purging = self._purging, None
+        if purging is not None:
+            purging.cancel()
+            with suppress(asyncio.CancelledError):
+                await purging
         thread, self._thread = self._thread, None
         if thread is None:
             return
@@ -704,6 +909,10 @@ class SQLiteStore(StoreBase):
         self._embeddings.clear()
         db, self._db = self._db, None
         if db is not None:
+            try:  # the WAL emptied, so that nothing deleted is left in it
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as error:
+                log.info("SQLite WAL not emptied at close: %s", error)
             db.close()
 
 
@@ -732,7 +941,7 @@ def _prepare(db: sqlite3.Connection) -> bool:
         if "position" not in columns:  # files before schema 3
             db.execute("ALTER TABLE vectors ADD COLUMN position INTEGER")
         db.execute(_SCHEMA[2])
-        for statement in _MARKS:
+        for statement in (*_MARKS, *_RETENTION):
             db.execute(statement)
         if version == SCHEMA_VERSION:
             return False
@@ -747,13 +956,52 @@ def _prepare(db: sqlite3.Connection) -> bool:
     return migrating
 
 
+def _date_the_archive(db: sqlite3.Connection, now: float) -> bool:
+    """A file an older MemoryBot wrote has archived messages but no note of when: they count
+    as archived `now`. True when so (the file is then compacted once: what its older MemoryBot
+    deleted may still be in its free pages and index segments)."""
+    with _transaction(db):
+        dated = db.execute(
+            "INSERT INTO archive_times (first_rowid, at) SELECT 0, ? "
+            "WHERE NOT EXISTS (SELECT 1 FROM archive_times) "
+            "AND EXISTS (SELECT 1 FROM archive)",
+            (now,),
+        )
+        return dated.rowcount == 1
+
+
 def _compact(db: sqlite3.Connection) -> None:
-    """After a migration: the old archive's pages back to the file system, the WAL emptied."""
+    """After a migration, or on a file an older MemoryBot wrote: the index's segments merged
+    into one (no deleted message's terms left in them), the file rewritten without free pages
+    (nothing deleted left in them; the old archive's pages back to the file system), the WAL
+    emptied."""
     try:
+        db.execute("INSERT INTO archive (archive) VALUES ('optimize')")
         db.execute("VACUUM")
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     except sqlite3.OperationalError as error:  # another process is using the file: later, then
         log.info("SQLite file not compacted after the migration: %s", error)
+
+
+def _make_private(path: Path) -> None:
+    """The database file created readable by its owner only (SQLite creates its WAL and shared
+    memory with the file's mode), and made so if an older MemoryBot created it readable by
+    others."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, _PRIVATE_FILE))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if file.stat().st_mode & 0o077:
+                file.chmod(_PRIVATE_FILE)
+        except FileNotFoundError:
+            continue
+        except PermissionError as error:  # another user's file, shared on purpose
+            log.warning("SQLite file left readable by others: %s", error)
+
+
+def _moment(seconds: float) -> str:
+    """Seconds since the epoch as a record's `updated_at` is stored (UTC, ISO 8601, to the
+    microsecond, so that stored moments compare as text)."""
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="microseconds")
 
 
 def _refuse_newer(db: sqlite3.Connection) -> int:

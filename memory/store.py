@@ -88,6 +88,9 @@ class MemoryStore(Protocol):
     async def delete(self, key: str) -> None:
         """Forget everything stored under `key`, archive included; deleting nothing is fine."""
 
+    async def delete_messages(self, key: str, ids: Sequence[str]) -> None:
+        """Forget the archived messages of `key` with these ids (and their embeddings)."""
+
     async def mark(
         self, key: str, name: str, value: str, *, now: float, seconds: float, replace: bool
     ) -> bool:

@@ -86,6 +86,7 @@ def conversation_memory(store: MemoryStore, **options: Any) -> ConversationMemor
         "context_tokens": defaults.memory_context_tokens,
         "summary_every": defaults.memory_summary_every,
         "summary_concurrency": defaults.memory_summary_concurrency,
+        "extract_every": defaults.memory_extract_every,
     }
     return ConversationMemory(store, **{**limits, **options})
 

@@ -49,7 +49,12 @@ def partition_key_for(key: str) -> str:
 
 def archive_item_id(message: Message) -> str:
     """The id of a message's archive item; archiving the same message twice writes one item."""
-    return ARCHIVE_ITEM_PREFIX + cosmos_safe(message.id, MAX_ID_LENGTH - len(ARCHIVE_ITEM_PREFIX))
+    return archive_item_id_for(message.id)
+
+
+def archive_item_id_for(message_id: str) -> str:
+    """The id of the archive item of the message with this id."""
+    return ARCHIVE_ITEM_PREFIX + cosmos_safe(message_id, MAX_ID_LENGTH - len(ARCHIVE_ITEM_PREFIX))
 
 
 def mark_item_id(name: str) -> str:

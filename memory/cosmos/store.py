@@ -34,6 +34,7 @@ from azure.cosmos.exceptions import CosmosBatchOperationError, CosmosHttpRespons
 from memory.cosmos.ids import (
     RECORD_ITEM_ID,
     archive_item_id,
+    archive_item_id_for,
     mark_item_id,
     marks_partition_for,
     partition_key_for,
@@ -83,7 +84,7 @@ _RECORD_SEQ = 2**53 - 1
 # What a query reads of the record item: the fields `_stored` and the record's JSON use.
 _RECORD_FIELDS = (
     'c.id, c._etag, c.schema, c["key"], c.summary, c.messages, c.pending, c.message_count, '
-    "c.since, c.updated_at, c.recentWrites, c.archived"
+    "c.since, c.updated_at, c.recentWrites, c.archived, c.items, c.unextracted"
 )
 
 
@@ -306,7 +307,10 @@ class CosmosStore(StoreBase):
         rows = await self._archive_rows(
             key, f"c.kind = 'message' AND ({within})", parameters, "read a memory's archive"
         )
-        placed = sorted(zip((int(row.get("seq", 0)) for row in rows), _messages(rows), strict=True))
+        placed = sorted(
+            zip((int(row.get("seq", 0)) for row in rows), _messages(rows), strict=True),
+            key=lambda pair: pair[0],  # messages have no order of their own: two may share a seq
+        )
         found: dict[int, Around] = {}
         for order in orders:
             before = [m for seq, m in placed if seq < order]
@@ -365,6 +369,31 @@ class CosmosStore(StoreBase):
             for outcome in outcomes:
                 if isinstance(outcome, BaseException):
                     raise outcome
+
+    async def delete_messages(self, key: str, ids: Sequence[str]) -> None:
+        """One delete each (at most _DELETE_CONCURRENCY at once, low priority); a message
+        already gone is fine."""
+        container = self._open_container()
+        partition = partition_key_for(key)
+        limit = asyncio.Semaphore(_DELETE_CONCURRENCY)
+
+        async def delete_one(message_id: str) -> None:
+            async with limit:
+                try:
+                    await self._requests(
+                        "delete an archived message",
+                        lambda: container.delete_item(
+                            archive_item_id_for(message_id),
+                            partition_key=partition,
+                            response_hook=charged,
+                            **_BACKGROUND,
+                        ),
+                        expected={NOT_FOUND},
+                    )
+                except CosmosHttpResponseError:
+                    return
+
+        await asyncio.gather(*(delete_one(message_id) for message_id in ids))
 
     async def mark(
         self, key: str, name: str, value: str, *, now: float, seconds: float, replace: bool

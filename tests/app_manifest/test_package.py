@@ -22,7 +22,7 @@ import pytest
 from jsonschema import FormatChecker
 from jsonschema.validators import validator_for
 
-from bots.commands import command_in
+from bots.commands import Command, command_in
 
 pytestmark = pytest.mark.unit
 
@@ -36,7 +36,7 @@ SCHEMA_URL = re.compile(
 )
 BOT_ID = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
 PACKAGE_FILES = ["color.png", "manifest.json", "outline.png"]
-COMMANDS = ["help", "memory", "export", "forget"]
+COMMANDS = [command.value for command in Command]  # the bot's own list, in its order
 OPTIONS = [
     "--version", "2.3.4",
     "--name", "Contoso Memory",

@@ -19,6 +19,7 @@ from bots.wording import (
     GROUP_CHAT,
     KEPT,
     MODEL_FAILED,
+    NO_ITEMS,
     NOT_KEPT,
     PERSONAL_CHAT,
     RATE_LIMITED,
@@ -253,7 +254,10 @@ async def test_a_model_failure_says_what_failed_and_whether_the_message_was_kept
 async def test_memory_describes_what_is_kept(
     record: ConversationRecord | None, description: str
 ) -> None:
-    assert await say(bot_with(StandInMemory(record=record)), "memory") == [description]
+    expected = description
+    if record is not None:  # the card's text: its title, no kept things yet, then the rest
+        expected = f"**What I remember about you**\n\n{NO_ITEMS}\n\n{description}"
+    assert await say(bot_with(StandInMemory(record=record)), "memory") == [expected]
 
 
 async def test_forget_asks_first_and_a_no_keeps_everything() -> None:

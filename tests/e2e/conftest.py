@@ -40,6 +40,8 @@ def base_env(model_server: FakeOpenAI, tmp_path: Path) -> dict[str, str]:
         "OPENAI_MODEL": "test-model",
         "MODEL_MAX_RETRIES": "0",
         "MODEL_TIMEOUT_SECONDS": "5",
+        # Item extraction asks the model in the background; the tests of items turn it on.
+        "MEMORY_EXTRACT_EVERY": "0",
         "SQLITE_PATH": str(tmp_path / "memory.db"),
     }
 

@@ -300,7 +300,7 @@ async def test_the_mention_of_the_bot_is_removed_literally_not_as_a_pattern(
     with caplog.at_level(logging.WARNING):
         await bot.post(
             teams_message(
-                "remember the launch code 7731",
+                "the launch code is 7731",
                 conversation_type="groupChat",
                 mention_bot=True,
                 bot_name=bot_name,
@@ -311,7 +311,7 @@ async def test_the_mention_of_the_bot_is_removed_literally_not_as_a_pattern(
     assert errors == [], f"the @mention of {bot_name!r} broke the turn: {errors}"
     assert model_server.last_messages()[-1] == {
         "role": "user",
-        "content": f"{USER_NAME}: remember the launch code 7731",  # a group names the speaker
+        "content": f"{USER_NAME}: the launch code is 7731",  # a group names the speaker
     }
 
 

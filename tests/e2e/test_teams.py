@@ -328,9 +328,11 @@ async def test_forget_in_a_group_explains_and_clears_only_the_group(
             "forget", conversation_type="groupChat", mention_bot=True, service_url=connector.url
         )
     )
-    explanation = connector.texts()[-2]
-    assert "Any member of this chat may clear it" in explanation
-    card = connector.messages()[-1]["attachments"][0]["content"]
+    question = connector.messages()[-1]  # one message: whose memory it is, and the question
+    assert "Any member of this chat may clear it" in question["text"]
+    assert "Forget everything I remember from this conversation?" in question["text"]
+    card = question["attachments"][0]["content"]
+    assert "Any member of this chat may clear it" in card["body"][0]["text"]
     submit = teams_message("", conversation_type="groupChat", service_url=connector.url)
     submit.pop("text")
     submit["value"] = card["actions"][0]["data"]

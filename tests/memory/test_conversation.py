@@ -55,6 +55,7 @@ def memory_with(
         max_messages=max_messages,
         summary_every=4,
         summary_concurrency=summary_concurrency,
+        extract_every=0,  # summaries alone here; items have tests of their own
     )
 
 

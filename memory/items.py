@@ -1,0 +1,198 @@
+"""Memory items: the short facts, preferences and decisions kept about a person, and how they
+change.
+
+Items come two ways:
+- **Extracted.** Every few new messages, off the reply path (with the summaries, under the same
+  concurrency limit), the configured model reads them beside the items that stand and answers in
+  JSON which items to add, each with the messages it came from and the standing items it
+  replaces. A failed or unreadable answer drops nothing: the same messages are read again next
+  time. The offline model extracts nothing.
+- **Dictated.** "remember that …" in a message (with any model), or the bot's `remember`
+  command, adds the item as said.
+
+An item that a newer one replaces is kept, superseded, until retention removes it; an item
+whose text a standing one already says is not added twice. A person's items are kept in their
+record (at most MAX_CURRENT_ITEMS standing, MAX_SUPERSEDED_ITEMS superseded), so a turn reads
+them with the record, in the same request.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from memory.records import (
+    ITEM_KINDS,
+    ChatMessage,
+    ConversationRecord,
+    ItemKind,
+    MemoryItem,
+    Message,
+)
+
+MAX_CURRENT_ITEMS = 200
+MAX_SUPERSEDED_ITEMS = 100
+MAX_ITEM_CHARS = 300
+MAX_NEW_ITEMS = 20  # read from one extraction answer
+
+EXTRACTION_INSTRUCTIONS = (
+    "You keep a list of short memory items about the people talking with an assistant, so the "
+    "assistant remembers them later. Read the new messages, each numbered and dated, beside "
+    "the items already kept, each with its id. Answer with JSON only, in this form: "
+    '{"items": [{"kind": "fact", "text": "...", "sources": [1], "replaces": ["id"]}]}. '
+    "kind is fact, preference or decision. Add an item only for something durable a message "
+    "says: names of people and how they relate, places, work and projects, plans and "
+    "decisions, preferences. Write each as one short plain sentence about the person, with a "
+    "date (YYYY-MM-DD) where one is said; turn relative times into dates, counting from the "
+    "message's date. sources lists the numbers of the messages it comes from. When a new "
+    "message changes or contradicts a kept item, add the new item and put the old item's id "
+    "in replaces. Never repeat a kept item, never add small talk, never invent anything. "
+    'With nothing new to keep, answer {"items": []}.'
+)
+
+_DICTATED = re.compile(
+    r"^\s*(?:please\s+)?(?:can you\s+|could you\s+)?remember(?:\s+that)?\s*[:,-]?\s+(?P<text>.+)$",
+    re.IGNORECASE | re.DOTALL,
+)
+_SPACES = re.compile(r"\s+")
+
+
+@dataclass(frozen=True, slots=True)
+class NewItem:
+    text: str
+    kind: ItemKind = "fact"
+    sources: tuple[str, ...] = ()
+    replaces: tuple[str, ...] = ()
+    said_at: datetime | None = None
+    """When its newest source was said (the item's date); None: when it is added."""
+
+
+def dictated(text: str) -> str | None:
+    """What "remember that …" asks to keep, if `text` asks that."""
+    match = _DICTATED.match(text)
+    if match is None:
+        return None
+    said = _tidy(match.group("text")).rstrip(" .!")
+    return said or None
+
+
+def with_items(
+    record: ConversationRecord, new: Iterable[NewItem], now: datetime
+) -> ConversationRecord:
+    """`record` with `new` added: those a standing item already says are skipped; those each
+    replaces are superseded; the oldest go past the caps."""
+    items = list(record.items)
+    said = {_normalised(item.text) for item in items if item.current}
+    for wanted in new:
+        text = _tidy(wanted.text)[:MAX_ITEM_CHARS]
+        if not text or _normalised(text) in said:
+            continue
+        added = MemoryItem(text, wanted.kind, wanted.said_at or now, sources=wanted.sources)
+        replaced = set(wanted.replaces)
+        items = [
+            replace(item, superseded_by=added.id, superseded_at=now)
+            if item.id in replaced and item.current
+            else item
+            for item in items
+        ]
+        items.append(added)
+        said.add(_normalised(text))
+    current = [item for item in items if item.current][-MAX_CURRENT_ITEMS:]
+    superseded = [item for item in items if not item.current][-MAX_SUPERSEDED_ITEMS:]
+    kept = {item.id for item in (*current, *superseded)}
+    return replace(record, items=tuple(item for item in items if item.id in kept))
+
+
+def unexpired(
+    record: ConversationRecord, now: datetime, ttl: timedelta | None
+) -> ConversationRecord:
+    """`record` without the items older than `ttl` (from the date each was said), as the
+    archive's messages expire from theirs."""
+    if ttl is None or not any(now - item.at >= ttl for item in record.items):
+        return record
+    return replace(record, items=tuple(item for item in record.items if now - item.at < ttl))
+
+
+def without_items(record: ConversationRecord, ids: Iterable[str]) -> ConversationRecord:
+    """`record` with the items of `ids` gone, superseded or not."""
+    gone = set(ids)
+    return replace(record, items=tuple(item for item in record.items if item.id not in gone))
+
+
+def extraction_prompt(
+    standing: Sequence[MemoryItem], messages: Sequence[Message]
+) -> list[ChatMessage]:
+    kept = "\n".join(
+        f"- id {item.id} ({item.at.date().isoformat()}, {item.kind}): {item.text}"
+        for item in standing
+    )
+    new = "\n".join(
+        f"[{number}] ({message.at.date().isoformat()}) {_speaker(message)}: "
+        f"{_tidy(message.content)}"
+        for number, message in enumerate(messages, 1)
+    )
+    return [
+        ChatMessage(role="system", content=EXTRACTION_INSTRUCTIONS),
+        ChatMessage(
+            role="user",
+            content=f"Items already kept:\n{kept or '(none yet)'}\n\nNew messages:\n{new}",
+        ),
+    ]
+
+
+def read_extraction(
+    answer: str, standing: Sequence[MemoryItem], messages: Sequence[Message]
+) -> list[NewItem]:
+    """The items an extraction answer adds. ValueError when it is not the JSON asked for; an
+    entry that is not an item is skipped, as are sources and replaced ids it made up."""
+    start, end = answer.find("{"), answer.rfind("}")
+    if start < 0 or end < start:
+        raise ValueError("no JSON object in the answer")
+    found = json.loads(answer[start : end + 1])
+    entries = found.get("items") if isinstance(found, dict) else None
+    if not isinstance(entries, list):
+        raise ValueError('the answer has no "items" list')
+    standing_ids = {item.id for item in standing}
+    items: list[NewItem] = []
+    for entry in entries[:MAX_NEW_ITEMS]:
+        if not isinstance(entry, dict) or not isinstance(entry.get("text"), str):
+            continue
+        kind = entry.get("kind")
+        said = [
+            messages[number - 1]
+            for number in _list(entry.get("sources"))
+            if isinstance(number, int) and 1 <= number <= len(messages)
+        ]
+        replaces = [i for i in _list(entry.get("replaces")) if i in standing_ids]
+        items.append(
+            NewItem(
+                entry["text"],
+                kind if kind in ITEM_KINDS else "fact",
+                tuple(dict.fromkeys(message.id for message in said)),
+                tuple(dict.fromkeys(str(i) for i in replaces)),
+                max((message.at for message in said), default=None),
+            )
+        )
+    return items
+
+
+def _list(value: object) -> list[object]:
+    return value if isinstance(value, list) else []
+
+
+def _speaker(message: Message) -> str:
+    if message.role == "assistant":
+        return "Assistant"
+    return _tidy(message.author) if message.author else "Person"
+
+
+def _tidy(text: str) -> str:
+    """On one line, spaces collapsed."""
+    return _SPACES.sub(" ", text).strip()
+
+
+def _normalised(text: str) -> str:
+    return _tidy(text).casefold().rstrip(" .!")

@@ -1,0 +1,236 @@
+"""Memory items: extracted by the model off the reply path, dictated with "remember that",
+replaced when contradicted, recalled into prompts, forgotten one by one. On every store."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from memory import ConversationMemory, ConversationRecord, MemoryStore
+from memory.items import (
+    MAX_CURRENT_ITEMS,
+    NewItem,
+    dictated,
+    read_extraction,
+    with_items,
+)
+from memory.records import ChatMessage, MemoryItem, Message
+from tests.conftest import StoreFactory, conversation_memory
+
+pytestmark = pytest.mark.integration
+
+MAY_3 = datetime(2026, 5, 3, 9, 0, tzinfo=UTC)
+
+
+class Extractor:
+    """The model's `complete`: answers extraction prompts from a script, counts the calls."""
+
+    def __init__(self, *answers: str | Exception) -> None:
+        self.answers = list(answers)
+        self.prompts: list[Sequence[ChatMessage]] = []
+
+    async def __call__(self, messages: Sequence[ChatMessage]) -> str:
+        self.prompts.append(messages)
+        answer = self.answers.pop(0) if self.answers else '{"items": []}'
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def items_json(*items: object) -> str:
+    return json.dumps({"items": list(items)})
+
+
+def memory_on(store: MemoryStore, extractor: Extractor | None) -> ConversationMemory:
+    return conversation_memory(
+        store, summarise=extractor, extract_every=4, summary_every=1000, max_messages=40
+    )
+
+
+@pytest.mark.parametrize(
+    ("said", "kept"),
+    [
+        ("remember that my daughter's name is Maya", "my daughter's name is Maya"),
+        ("Please remember: the launch moved to 12 June.", "the launch moved to 12 June"),
+        ("Can you remember I take my coffee black", "I take my coffee black"),
+        ("I remember that day well", None),
+        ("do you remember my manager?", None),
+    ],
+)
+def test_what_a_person_dictates_is_kept_as_said(said: str, kept: str | None) -> None:
+    assert dictated(said) == kept
+
+
+def test_an_item_is_not_added_twice_and_a_replaced_one_is_kept_superseded() -> None:
+    record = with_items(ConversationRecord(key="k"), [NewItem("Lives in Paris.")], MAY_3)
+    [paris] = record.items
+    later = MAY_3 + timedelta(days=30)
+    record = with_items(
+        record,
+        [NewItem("lives in paris"), NewItem("Lives in Lyon.", replaces=(paris.id,))],
+        later,
+    )
+    assert [i.text for i in record.current_items] == ["Lives in Lyon."]
+    [old, new] = record.items
+    assert (old.superseded_by, old.superseded_at) == (new.id, later)
+
+
+def test_the_oldest_standing_items_go_past_the_cap() -> None:
+    new = [NewItem(f"fact number {n}") for n in range(MAX_CURRENT_ITEMS + 5)]
+    record = with_items(ConversationRecord(key="k"), new, MAY_3)
+    assert len(record.current_items) == MAX_CURRENT_ITEMS
+    assert record.current_items[0].text == "fact number 5"
+
+
+def test_an_extraction_answer_is_read_leniently_but_never_trusted() -> None:
+    said = [Message("user", "My daughter Maya starts school in Lyon", MAY_3)]
+    standing = [MemoryItem("Has a son.", id="abc")]
+    answer = (
+        "Sure!\n```json\n"
+        + items_json(
+            {"kind": "fact", "text": "Daughter Maya starts school in Lyon.", "sources": [1, 7]},
+            {
+                "kind": "mood",
+                "text": "Unknown kind becomes a fact.",
+                "replaces": ["abc", "made-up"],
+            },
+            {"kind": "fact"},
+            "not an item",
+        )
+        + "\n```"
+    )
+    first, second = read_extraction(answer, standing, said)
+    assert first == NewItem(
+        "Daughter Maya starts school in Lyon.", "fact", (said[0].id,), (), said_at=MAY_3
+    )
+    assert second == NewItem("Unknown kind becomes a fact.", "fact", (), ("abc",))
+    with pytest.raises(ValueError, match="JSON"):
+        read_extraction("I found nothing.", standing, said)
+
+
+async def test_items_are_extracted_off_the_reply_path_and_replaced_when_contradicted(
+    store_factory: StoreFactory,
+) -> None:
+    extractor = Extractor(
+        items_json({"kind": "fact", "text": "Lives in Paris.", "sources": [1]}),
+    )
+    memory = memory_on(await store_factory(), extractor)
+    await memory.remember("k", "I live in Paris", "Nice.", at=MAY_3)
+    assert extractor.prompts == []  # 2 messages: not yet
+    await memory.remember("k", "and I work at Contoso", "Noted.", at=MAY_3)
+    await memory.drain()
+    [prompt] = extractor.prompts
+    assert "[1] (2026-05-03) Person: I live in Paris" in prompt[1]["content"]
+    [paris] = (await memory.recall("k")).current_items
+    assert paris.text == "Lives in Paris."
+    assert len(paris.sources) == 1
+
+    extractor.answers.append(
+        items_json({"kind": "fact", "text": "Lives in Lyon.", "replaces": [paris.id]})
+    )
+    await memory.remember("k", "We moved to Lyon last week", "Congratulations!")
+    await memory.remember("k", "It is lovely", "Glad to hear.")
+    await memory.drain()
+    assert len(extractor.prompts) == 2
+    assert (
+        f"- id {paris.id} (2026-05-03, fact): Lives in Paris." in extractor.prompts[1][1]["content"]
+    )
+    record = await memory.recall("k")
+    assert [i.text for i in record.current_items] == ["Lives in Lyon."]
+    assert [i.text for i in record.items] == ["Lives in Paris.", "Lives in Lyon."]
+    assert record.unextracted == 0
+
+
+async def test_a_failed_extraction_drops_nothing_and_an_unreadable_one_is_not_asked_again(
+    store_factory: StoreFactory,
+) -> None:
+    extractor = Extractor(
+        RuntimeError("model down"),
+        items_json({"kind": "preference", "text": "Likes tea.", "sources": [1]}),
+        "no JSON here",
+    )
+    memory = memory_on(await store_factory(), extractor)
+    for n in range(2):
+        await memory.remember("k", "I like tea" if n == 0 else "really", "ok")
+    await memory.drain()
+    assert (await memory.recall("k")).unextracted == 4  # failed: kept for the next time
+    for _ in range(2):  # the extraction the first of them starts reads all six
+        await memory.remember("k", "more", "ok")
+        await memory.drain()
+    record = await memory.recall("k")
+    assert "I like tea" in extractor.prompts[1][1]["content"]  # read again, with the new ones
+    assert [(i.kind, i.text) for i in record.current_items] == [("preference", "Likes tea.")]
+    for _ in range(2):
+        await memory.remember("k", "again", "ok")
+        await memory.drain()
+    # Unreadable: read, nothing added, and not asked again; only the newest two wait.
+    assert len(extractor.prompts) == 3
+    assert (await memory.recall("k")).unextracted == 2
+    assert len((await memory.recall("k")).current_items) == 1
+
+
+async def test_without_a_model_only_what_the_person_dictates_is_kept(
+    store_factory: StoreFactory,
+) -> None:
+    memory = memory_on(await store_factory(), None)
+    await memory.remember("k", "remember that my daughter's name is Maya", "I will.")
+    await memory.remember("k", "I live in Paris", "Nice.")
+    record = await memory.recall("k")
+    [maya] = record.current_items
+    assert maya.text == "my daughter's name is Maya"
+    assert maya.sources == (record.messages[0].id,)
+    assert record.unextracted == 0
+
+
+async def test_items_reach_the_prompt_the_most_relevant_first(
+    store_factory: StoreFactory,
+) -> None:
+    memory = memory_on(await store_factory(), None)
+    for fact in ("Daughter Maya starts school in Lyon.", "Takes coffee black.", "Manager: Ada."):
+        await memory.remember_item("k", fact)
+    prompt = await memory.prompt_for("k", "When does Maya start school?")
+    quoted = next(m["content"] for m in prompt if "What you know about them" in m["content"])
+    lines = [line for line in quoted.splitlines() if line.startswith("- (")]
+    assert lines[0].endswith("fact) Daughter Maya starts school in Lyon.")
+    assert len(lines) == 3
+
+
+async def test_remember_forget_one_and_forget_by_words(store_factory: StoreFactory) -> None:
+    store = await store_factory()
+    memory = memory_on(store, None)
+    tea = await memory.remember_item("k", "Likes green tea.")
+    assert tea is not None
+    assert await memory.remember_item("k", "likes green tea") is None  # said already
+    await memory.remember_item("k", "Works at Contoso.")
+    await memory.remember("k", "The tea shop on Rue Cler is my favourite", "Noted.", at=MAY_3)
+    await memory.remember("k", "Contoso moved offices", "OK.", at=MAY_3)
+
+    items, messages = await memory.matching("k", "tea")
+    assert [i.text for i in items] == ["Likes green tea."]
+    assert [m.content for m in messages] == ["The tea shop on Rue Cler is my favourite"]
+    await memory.forget_matching("k", [i.id for i in items], [m.id for m in messages])
+
+    record = await memory.recall("k")
+    assert [i.text for i in record.current_items] == ["Works at Contoso."]
+    assert "The tea shop on Rue Cler is my favourite" not in [m.content for m in record.messages]
+    assert await store.search("k", ["tea"], 10) == []
+    assert [m.content for m in await store.search("k", ["Contoso"], 10)] == [
+        "Contoso moved offices"
+    ]
+    [contoso] = record.current_items
+    await memory.forget_items("k", [contoso.id])
+    assert (await memory.recall("k")).items == ()
+    export = await memory.export("k")
+    assert export["items"] == []
+
+
+async def test_items_expire_from_their_own_date(store_factory: StoreFactory) -> None:
+    memory = conversation_memory(await store_factory(), item_ttl=timedelta(days=90))
+    await memory.remember("k", "remember that the office is in Leeds", "OK.", at=MAY_3)
+    later = MAY_3 + timedelta(days=60)
+    await memory.remember("k", "remember that the team is ten people", "OK.", at=later)
+    await memory.remember("k", "hello again", "Hi.", at=MAY_3 + timedelta(days=91))
+    assert [i.text for i in (await memory.recall("k")).items] == ["the team is ten people"]
