@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Creates .venv, installs the test dependencies (PyPI and npm) and runs every check:
+# Creates .venv, installs the test dependencies (PyPI, npm and Debian's chromium) and runs every check:
 # ruff (lint and format), mypy, then the whole pytest suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +9,15 @@ source scripts/venv.sh requirements-dev.txt
 .venv-checkov/bin/python -m pip install --quiet --disable-pip-version-check \
     -r deployment/requirements-checkov.txt
 npm ci --no-audit --no-fund --loglevel=error
+# The browser tests drive Debian's Chromium (Playwright's own browser downloads are not used).
+if [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null
+    else
+        echo "The browser tests need Debian's chromium: sudo apt-get install chromium" >&2
+        exit 1
+    fi
+fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
