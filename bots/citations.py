@@ -20,14 +20,19 @@ from memory import Source
 MAX_CITATIONS = 20
 MAX_NAME_CHARS = 80
 MAX_ABSTRACT_CHARS = 160
-_MARKER = re.compile(r"\[(\d{1,3})\]")
+# A citation marker: [n], n from 1 to 999 in ASCII digits with no leading zero, standing on its
+# own: not glued to a word, a URL or another bracket (code's `a[1]`, `m[1][2]`, `/a[3]`), and
+# not the text of a markdown link (`[2](...)`). Markers inside `code` are not markers.
+_MARKERS = re.compile(r"(?<![\w/\]\[\\])(?:\[[1-9][0-9]{0,2}\])+(?![\[(\w])")  # [2] or [3][1]
+_NUMBER = re.compile(r"\[([0-9]+)\]")
+_CODE = re.compile(r"```.*?(?:```|$)|`[^`\n]*`", re.DOTALL)
 
 
 def cited(text: str, sources: Sequence[Source]) -> list[Source]:
     """The sources `text` cites, in the order first cited, at most MAX_CITATIONS."""
     by_number = {source.number: source for source in sources}
     found: dict[int, Source] = {}
-    for match in _MARKER.finditer(text):
+    for match in _markers(text):
         source = by_number.get(int(match.group(1)))
         if source is not None and len(found) < MAX_CITATIONS:
             found.setdefault(source.number, source)
@@ -42,11 +47,27 @@ def citations(text: str, sources: Sequence[Source], group: bool) -> list[dict[st
 def without_markers(text: str, sources: Sequence[Source]) -> str:
     """`text` without its markers that name a source (and the space before each)."""
     numbers = {source.number for source in sources}
+    kept, end = [], 0
+    for match in _markers(text):
+        if int(match.group(1)) not in numbers:
+            continue
+        start = match.start()
+        if start > end and text[start - 1] == " ":
+            start -= 1  # the space before it goes too
+        kept.append(text[end:start])
+        end = match.end()
+    return "".join(kept) + text[end:]
 
-    def drop(match: re.Match[str]) -> str:
-        return "" if int(match.group(2)) in numbers else match.group(0)
 
-    return re.sub(r"(\s?)\[(\d{1,3})\]", drop, text)
+def _markers(text: str) -> list[re.Match[str]]:
+    """The citation markers of `text`, one match each (group 1 its number), outside code."""
+    code = [span.span() for span in _CODE.finditer(text)]
+    return [
+        number
+        for run in _MARKERS.finditer(text)
+        if not any(start <= run.start() < end for start, end in code)
+        for number in _NUMBER.finditer(text, run.start(), run.end())
+    ]
 
 
 def _claim(source: Source, group: bool) -> dict[str, Any]:

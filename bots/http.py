@@ -126,7 +126,30 @@ def activity_problem(body: Any) -> str | None:
             return f'Each of the activity\'s "{field}" needs a string "id".'
     if body.get("channelData") is not None and not isinstance(body["channelData"], dict):
         return 'The activity\'s "channelData" must be an object.'
+    too_long = next((name for name, value in _ids_of(body) if len(value) > MAX_ID_CHARS), None)
+    if too_long is not None:
+        # Ids become memory keys, stored with every message: real ones are under 200 characters.
+        return f'The activity\'s "{too_long}" is longer than {MAX_ID_CHARS} characters.'
     return None
+
+
+MAX_ID_CHARS = 512
+
+
+def _ids_of(body: dict[str, Any]) -> list[tuple[str, str]]:
+    """The ids an activity carries that the bot keeps (memory keys, delivery names)."""
+    tenant = (body.get("channelData") or {}).get("tenant")
+    found = [
+        ("id", body.get("id")),
+        ("channelId", body.get("channelId")),
+        ("conversation.id", body["conversation"].get("id")),
+        ("conversation.tenantId", body["conversation"].get("tenantId")),
+        ("from.id", body["from"].get("id")),
+        ("from.aadObjectId", body["from"].get("aadObjectId")),
+        ("recipient.id", body["recipient"].get("id")),
+        ("channelData.tenant.id", tenant.get("id") if isinstance(tenant, dict) else None),
+    ]
+    return [(name, value) for name, value in found if isinstance(value, str)]
 
 
 _LISTS_OF_OBJECTS = (

@@ -21,6 +21,7 @@ cut with a visible marker instead of pushing everything else out.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -47,7 +48,7 @@ _SHARE_OF_BUDGET_PER_PART = 4  # summary, recent window and any one message: a q
 # Remembered text is quoted one line per message: no line break inside it can start a line
 # of its own (a forged date, or a forged "you answered"), nor can it close the quotation.
 _LINE_BREAKS = re.compile(r"\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
-_MEMORY_TAG = re.compile(r"<\s*/?\s*memory\s*>", re.IGNORECASE)
+_MEMORY_TAG = re.compile(r"<\s*/?\s*memory\b[^>]*>", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,8 +284,18 @@ def _line(message: Message, number: int) -> str:
 
 
 def _quoted(text: str) -> str:
-    """Remembered text as one line that cannot close the <memory> quotation."""
-    return _MEMORY_TAG.sub("[memory tag]", _LINE_BREAKS.sub(" ⏎ ", text))
+    """Remembered text as one line that cannot close the <memory> quotation: look-alikes
+    (full-width brackets, letters split by invisible characters) are first made plain (NFKC,
+    format characters dropped), a memory tag in any form is named instead, and any other angle
+    bracket becomes a guillemet, so that no tag can be written at all."""
+    plain = "".join(
+        c for c in unicodedata.normalize("NFKC", text) if unicodedata.category(c) != "Cf"
+    )
+    defused = _MEMORY_TAG.sub("[memory tag]", _LINE_BREAKS.sub(" ⏎ ", plain))
+    return defused.translate(_ANGLES)
+
+
+_ANGLES = str.maketrans({"<": "‹", ">": "›"})
 
 
 def _spoken(role: str, content: str, author: str) -> str:

@@ -104,3 +104,26 @@ def test_what_is_remembered_has_no_markers_of_this_prompt() -> None:
     assert without_markers("It is a [1]. And b [2][1]; not [7].", found) == (
         "It is a. And b; not [7]."
     )
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "Use `matrix[1][2]` here.",
+        "```\nvalue = items[1]\n```",
+        "See https://example.com/a[1] and arr[1] and m[1][2].",
+        "Zero-padded [01] and full-width [\uff11] are not markers.",
+        "A markdown link [1](https://example.com) is a link.",
+    ],
+)
+def test_brackets_in_code_urls_and_links_are_not_citations(answer: str) -> None:
+    found = sources("a")
+    assert cited(answer, found) == []
+    assert without_markers(answer, found) == answer
+
+
+def test_a_marker_after_a_word_and_punctuation_is_a_citation() -> None:
+    found = sources("a", "b")
+    answer = "It is a [1]. And (see [2]), also [1]:"
+    assert [s.number for s in cited(answer, found)] == [1, 2]
+    assert without_markers(answer, found) == "It is a. And (see), also:"

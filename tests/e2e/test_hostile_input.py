@@ -134,6 +134,14 @@ CASES: dict[str, Case] = {
     "conversation-id-lone-surrogate": case(
         lambda u: lone_surrogate(emulator(u, conversation={"id": f"c{LONE}"})), R
     ),
+    # Ids become memory keys and delivery names, stored with every message: a huge one would
+    # make each request store its size many times over.
+    "from-id-huge": case(lambda u: emulator(u, **{"from": {"id": "u" * 100_000}}), R),
+    "conversation-id-huge": case(lambda u: emulator(u, conversation={"id": "c" * 100_000}), R),
+    "activity-id-huge": case(lambda u: emulator(u, id="a" * 100_000), R),
+    "tenant-id-huge": case(
+        lambda u: teams_message("hi", tenant_id="t" * 100_000, service_url=u), R
+    ),
     # Control characters in ids are odd but valid text.
     "from-id-with-nul": case(lambda u: emulator(u, **{"from": {"id": "emulator-user-1\x00"}}), A),
     "tenant-with-nul-and-rtl-override": case(
