@@ -14,8 +14,15 @@ single-hop, temporal ("when did …", the answer needs the session's date), mult
 evidence messages), change-of-mind (the evidence is the latest statement, sometimes with the
 first) and open-domain (an inference from what was said). Each names its evidence message ids.
 
-With --out, writes DIR/<id>.transcript.jsonl (`id`, `speaker`, `text`, `timestamp`) and
-DIR/<id>.questions.jsonl (`question`, `category`, `evidence`, `answer`) per conversation.
+Each fact-bearing message also comes with the memory item a careful extractor would write of it
+(`Item`, as `memory.items` keeps them): one short plain sentence about the person, with the
+date the message says, its kind (fact, preference or decision) and its source message; where
+the person changes their mind, the newer item replaces the older. Small talk gives none. These
+"oracle" items are what bench.recall_evidence --items oracle feeds memory.
+
+With --out, writes DIR/<id>.transcript.jsonl (`id`, `speaker`, `text`, `timestamp`),
+DIR/<id>.questions.jsonl (`question`, `category`, `evidence`, `answer`) and DIR/<id>.items.jsonl
+(`id`, `text`, `kind`, `source`, `date`, `replaces`) per conversation.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -56,11 +64,24 @@ class Question:
 
 
 @dataclass(frozen=True)
+class Item:
+    """The memory item a careful extractor writes of one fact-bearing message."""
+
+    id: str
+    text: str  # one short plain sentence about the person, with the date the message says
+    kind: str  # fact, preference or decision
+    source: str  # the message's id
+    date: str  # YYYY-MM-DD: the day the message was said
+    replaces: str = ""  # the id of the item this one replaces (a change of mind), if any
+
+
+@dataclass(frozen=True)
 class Conversation:
     id: str
     speakers: tuple[str, str]
     messages: tuple[Message, ...]
     questions: tuple[Question, ...]
+    items: tuple[Item, ...] = ()  # in the order their messages were said
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1271,6 +1292,78 @@ KINDS: tuple[Kind, ...] = (
 )
 
 
+# What a careful extractor keeps of each step's message (memory.items), per kind and step: for
+# each item, its kind, one short plain sentence about the person ({on}: the date the message
+# says, where it says one) and, for a change of mind, which of the step before's items it
+# replaces (by position). Written in third person from the message alone, or from it and the
+# item it replaces (which the extractor is shown).
+ITEMS: dict[tuple[str, int], tuple[tuple[str, str, int | None], ...]] = {
+    ("pet", 0): (("fact", "{name}'s family adopted a {animal} called {pet}{on}", None),),
+    ("pet", 1): (("fact", "{name}'s pet {pet} saw the vet{on}: {vet}", None),),
+    ("craft", 0): (("fact", "{name} started{on} learning to {craft}", None),),
+    ("craft", 1): (("fact", "{name} has finished {made}", None),),
+    ("trip", 0): (("decision", "{name} plans to go to {first} in {mon}", None),),
+    ("trip", 1): (
+        (
+            "decision",
+            "{name} is going to {final} in {mon} instead of {first}, because {why}; going "
+            "with {company}",
+            0,
+        ),
+    ),
+    ("job", 0): (("decision", "{name} resigned{on} and is joining {firm}", None),),
+    ("job", 1): (("fact", "{name}'s manager at the new job is {boss}: {bossline}", None),),
+    ("family_move", 0): (("decision", "{name}'s {rel} is moving in with {them} {cond}", None),),
+    ("family_move", 1): (("fact", "{name} is turning {fix} into a bedroom for {rel}", None),),
+    ("injury", 0): (("fact", "{name} {hurt}{on}, {how}", None),),
+    ("injury", 1): (("fact", "{name}'s recovery will take {wait}", None),),
+    ("house", 0): (("fact", "{name} moved{on} to a new home in {area}", None),),
+    ("vehicle", 0): (
+        ("decision", "{name} is leaning towards buying {first} to replace the old car", None),
+    ),
+    ("vehicle", 1): (("decision", "{name} bought {final} instead of {first}: {why}", 0),),
+    ("school", 0): (
+        ("fact", "{name}'s child {kid} started school{on}, at {school}; {kid} {worry}", None),
+    ),
+    ("wedding", 0): (
+        ("fact", "{name} says {sibling} got engaged{on}", None),
+        ("decision", "{sibling}'s wedding is planned {season}, at {venue}", None),
+    ),
+    ("wedding", 1): (
+        ("decision", "{sibling}'s wedding has moved to {venue2} (not {venue}), because {why}", 1),
+    ),
+    ("race", 0): (("decision", "{name} signed up for {race} in {mon}", None),),
+    ("race", 1): (("fact", "{name} finished {race} in {time}", None),),
+    ("language", 0): (("fact", "{name} started learning {lang}{on} because {why}", None),),
+    ("diet", 0): (("decision", "{name} went {diet}{on}", None),),
+    ("diet", 1): (("decision", "{name} is no longer {diet}: {they} missed {missed} too much", 0),),
+    ("promotion", 0): (("fact", "{name} was promoted to {title}{on}", None),),
+    ("concert", 0): (("fact", "{name} has tickets to see {band} at {venue}", None),),
+    ("allergy", 0): (("fact", "{name} is allergic to {allergen}; found out{on} ({react})", None),),
+    ("volunteer", 0): (("fact", "{name} volunteers at {place} on {when_q}", None),),
+    ("renovation", 0): (("decision", "{name} is redoing the {room} in {first}", None),),
+    ("renovation", 1): (
+        ("decision", "{name} changed the {room} to {final} instead of {first}, because {why}", 0),
+    ),
+    ("book", 0): (("preference", "{name} is gripped by {book}", None),),
+    ("garden", 0): (("fact", "{name} got {plot}{on}, to grow {crop}", None),),
+    ("childhood", 0): (("fact", "{name} grew up {home}", None),),
+}
+# The options' words are the speaker's; an item speaks of the person.
+_THIRD_PERSON = (
+    (r"(\w)'s my\b", r"\1's"),  # "Priya's my gran": "Priya's gran"
+    (r"\bI'm\b", "{they}'s"),
+    (r"\bI want\b", "{they} wants"),
+    (r"\bI\b", "{they}"),
+    (r"\bmy\b", "{their}"),
+    (r"\bme\b", "{them}"),
+    (r"\bwe're\b", "they're"),
+    (r"\bwe\b", "they"),
+    (r"\bour\b", "their"),
+    (r", don't ask\b", ""),
+)
+
+
 # ---------------------------------------------------------------------------------------------
 # Filler: small talk built from parts, so that it seldom repeats and shares the questions'
 # everyday words.
@@ -1528,6 +1621,7 @@ class _Planned:
     session: int
     slot: str = ""  # the message id, once placed
     date: str = ""  # the resolved {when}
+    dated: bool = False  # whether the message says {when}
 
 
 @dataclass
@@ -1634,8 +1728,56 @@ def build_conversation(index: int, seed: int) -> Conversation:
         questions.extend(_which_first(rng, person, [s for s in plans if s[0].person is person]))
     rng.shuffle(questions)
     return Conversation(
-        conversation_id, (people[0].name, people[1].name), tuple(messages), tuple(questions)
+        conversation_id,
+        (people[0].name, people[1].name),
+        tuple(messages),
+        tuple(questions),
+        _items(plans, messages),
     )
+
+
+def _items(plans: list[list[_Planned]], messages: list[Message]) -> tuple[Item, ...]:
+    """The items a careful extractor writes of the planted facts, in the order they were said
+    (no randomness: the same dialogue gives the same items)."""
+    said = {message.id: (order, message) for order, message in enumerate(messages)}
+    items: list[tuple[int, Item]] = []
+    for steps in plans:
+        before: list[Item] = []
+        for planned in steps:
+            order, message = said[planned.slot]
+            values = {**planned.values, "on": _on(planned.date) if planned.dated else ""}
+            made = [
+                Item(
+                    f"{message.id}#{number}",
+                    _third_person(_fill(template, values), planned.values) + ".",
+                    kind,
+                    message.id,
+                    message.timestamp[:10],
+                    "" if replaced is None else before[replaced].id,
+                )
+                for number, (kind, template, replaced) in enumerate(
+                    ITEMS[planned.kind.name, planned.step], 1
+                )
+            ]
+            items.extend((order, item) for item in made)
+            before = made
+    items.sort(key=lambda entry: entry[0])  # stable: a message's items keep their order
+    return tuple(item for _, item in items)
+
+
+def _on(resolved: str) -> str:
+    """When, as an item says it: " on 2024-05-04", " in the week before 2024-05-10"."""
+    if resolved.startswith("the week before"):
+        return f" in {resolved}"
+    if resolved.startswith("the weekend before"):
+        return f" over {resolved}"
+    return f" on {resolved}"
+
+
+def _third_person(text: str, values: dict[str, str]) -> str:
+    for pattern, replacement in _THIRD_PERSON:
+        text = re.sub(pattern, replacement.format_map(values), text)
+    return text
 
 
 def _session_messages(
@@ -1660,7 +1802,9 @@ def _session_messages(
             when, resolved = _when(rng, session.start.date())
             planned.date = resolved
             values = {**planned.values, "when": when}
-            said = _fill(rng.choice(step.says), values)
+            template = rng.choice(step.says)
+            planned.dated = "{when}" in template
+            said = _fill(template, values)
             lines.append((person, _with_tail(rng, said, person.values, 0.35), planned))
             if step.replies:
                 reply = _fill(rng.choice(step.replies), planned.values)
@@ -1761,6 +1905,9 @@ def write(conversations: list[Conversation], folder: Path) -> None:
                     "answer": q.answer,
                 }
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        with (folder / f"{conversation.id}.items.jsonl").open("w", encoding="utf-8") as f:
+            for item in conversation.items:
+                f.write(json.dumps(vars(item), ensure_ascii=False) + "\n")
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """Evidence recall on long two-person dialogues: does the prompt hold the messages that answer?
 
     .venv/bin/python -m bench.recall_evidence [--quick] [--semantic] [--store sqlite|cosmos]
-        [--examples N] [--seed 11] [--conversations 8]
+        [--items none|oracle] [--examples N] [--seed 11] [--conversations 8]
 
 Mirrors the held-out LoCoMo-style measurement. Each conversation from bench/dialogues.py is
 replayed into a fresh memory one message a turn (`"{speaker}: {text}"`, role user, no reply, no
@@ -20,6 +20,19 @@ bench/requirements.txt first) standing in for an embeddings deployment. With --s
 the local Cosmos DB API server the tests use (Node.js and `npm ci` needed). --quick: 2
 conversations, 160 questions, for a test suite.
 
+--items oracle adds each memory strategy again with memory items, as the model's extraction
+would make them, but played from the dialogue's oracle items (bench/dialogues.py: what a
+careful extractor writes of each fact-bearing message). The memory is given a `summarise`
+(OracleExtractor) and extracts every EXTRACT_EVERY messages through its own code path
+(extraction prompt, JSON answer, `read_extraction`, `with_items`, replacements), each
+extraction finished before the next message as the replay tool waits; the extractor answers
+summary prompts with nothing, so no summary is written (as with the offline model), though the
+messages that leave the window then stay in the record's pending list (40 at most), word for
+word, as when summaries fail; a control run (extraction on, the extractor keeping nothing)
+shows what that alone changes. An evidence message then counts as recalled when its whole text is
+in the prompt, or when the prompt shows a standing item whose sources include it. It is an upper
+bound on what items add: a real model extracts less, and less well, than the oracle.
+
 The table goes to stdout (the same every run); timings go to stderr.
 """
 
@@ -32,21 +45,25 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse
 import asyncio
+import json
 import math
+import re
 import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
-from bench.dialogues import CATEGORIES, Conversation, Question, build_dialogues
+from bench.dialogues import CATEGORIES, Conversation, Item, Question, build_dialogues
 from bench.minilm import cached_embedder
-from memory import ConversationMemory, MemoryStore
+from memory import ChatMessage, ConversationMemory, MemoryStore
+from memory.items import EXTRACTION_INSTRUCTIONS
 from memory.recall import Embed
 from memory.sqlite_store import SQLiteStore
+from memory.summary import Complete
 from memory.terms import terms_of
 from memory.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_PROMPT, count_tokens
 from tests.conftest import cosmos_store_on, new_database_name
@@ -62,10 +79,24 @@ BM25_REF = "BM25 over every message (reference)"
 LEXICAL = "memory: recall, lexical only"
 DEFAULT = "memory: nothing configured (lexical + local static embeddings)"
 SEMANTIC = "memory: lexical + MiniLM embeddings (an embeddings deployment's stand-in)"
+WITH_ITEMS = {  # each memory strategy's name with oracle items (--items oracle)
+    LEXICAL: "memory + oracle items: recall, lexical only",
+    DEFAULT: "memory + oracle items: nothing configured (lexical + local static embeddings)",
+    SEMANTIC: "memory + oracle items: lexical + MiniLM embeddings",
+}
+KEEPING_NOTHING = {  # the control: extraction on, but the extractor keeps no item
+    LEXICAL: "memory + extraction keeping nothing (control): lexical only",
+    DEFAULT: "memory + extraction keeping nothing (control): nothing configured",
+    SEMANTIC: "memory + extraction keeping nothing (control): MiniLM embeddings",
+}
+EXTRACT_EVERY = 4  # MEMORY_EXTRACT_EVERY's default
 
 
-def memory_for(store: MemoryStore, budget: int, embed: Embed | None) -> ConversationMemory:
-    """The memory under test: the one place that knows ConversationMemory's constructor."""
+def memory_for(
+    store: MemoryStore, budget: int, embed: Embed | None, extract: Complete | None = None
+) -> ConversationMemory:
+    """The memory under test: the one place that knows ConversationMemory's constructor. With
+    `extract` (the model's part), it extracts items every EXTRACT_EVERY messages."""
     return ConversationMemory(
         store,
         system_prompt=SYSTEM_PROMPT,
@@ -73,9 +104,75 @@ def memory_for(store: MemoryStore, budget: int, embed: Embed | None) -> Conversa
         context_tokens=budget,
         summary_every=10,
         summary_concurrency=4,
-        summarise=None,
+        extract_every=EXTRACT_EVERY if extract else 0,
+        summarise=extract,
         embed=embed,
     )
+
+
+_KEPT = re.compile(r"^- id (?P<id>\S+) \([^)]*\): (?P<text>.*)$", re.MULTILINE)
+_NUMBERED = re.compile(r"^\[(?P<number>\d+)\] \(\S+\) [^:]*: (?P<text>.*)$", re.MULTILINE)
+
+
+class OracleExtractor:
+    """The model's part in item extraction, played from a conversation's oracle items.
+
+    Answers an extraction prompt as a careful model would: JSON with the oracle items of the
+    messages it numbers (found by their text), each naming its source by number and, where its
+    oracle item replaces one, that standing item's id (found by its text). An older item replaced
+    within the same prompt is left out and its message added to the newer one's sources. Answers
+    any other prompt (a summary) with nothing: no summary is written."""
+
+    def __init__(self, conversation: Conversation) -> None:
+        contents = {m.id: _one_line(m.content()) for m in conversation.messages}
+        self.by_text: dict[str, list[Item]] = defaultdict(list)
+        for item in conversation.items:
+            self.by_text[contents[item.source]].append(item)
+        self.texts = {item.id: item.text for item in conversation.items}
+
+    async def __call__(self, prompt: Sequence[ChatMessage]) -> str:
+        if prompt[0]["content"] != EXTRACTION_INSTRUCTIONS:
+            return ""
+        kept, _, new = prompt[1]["content"].partition("\n\nNew messages:\n")
+        standing = {m["text"]: m["id"] for m in _KEPT.finditer(kept)}
+        numbered = {  # oracle item id: its message's number in the prompt, and the item
+            item.id: (int(line["number"]), item)
+            for line in _NUMBERED.finditer(new)
+            for item in self.by_text.get(line["text"], ())
+        }
+        replaced_here = {item.replaces for _, item in numbered.values()} & numbered.keys()
+        answer = []
+        for item_id, (number, item) in numbered.items():
+            if item_id in replaced_here:
+                continue
+            sources, replaces = [number], []
+            if item.replaces in numbered:
+                sources.append(numbered[item.replaces][0])
+            elif item.replaces and self.texts[item.replaces] in standing:
+                replaces.append(standing[self.texts[item.replaces]])
+            entry = {"kind": item.kind, "text": item.text, "sources": sorted(sources)}
+            answer.append({**entry, "replaces": replaces})
+        return json.dumps({"items": answer})
+
+
+def _one_line(text: str) -> str:
+    """As an extraction prompt shows a message: spaces collapsed."""
+    return " ".join(text.split())
+
+
+async def item_lines(
+    memory: ConversationMemory, key: str, conversation: Conversation
+) -> dict[str, set[str]]:
+    """The standing items' lines, as the prompt ends them, each with the ids of the dialogue's
+    messages it came from (the memory's ids mapped back by text and time)."""
+    ids = {(m.content(), datetime.fromisoformat(m.timestamp)): m.id for m in conversation.messages}
+    archive = await memory.store.archived(key, len(conversation.messages))
+    dialogue_id = {m.id: ids[m.content, m.at] for m in archive if (m.content, m.at) in ids}
+    record = await memory.recall(key)
+    return {
+        f") {item.text}\n": {dialogue_id[s] for s in item.sources if s in dialogue_id}
+        for item in record.current_items
+    }
 
 
 @dataclass
@@ -107,7 +204,7 @@ def select(conversations: list[Conversation], quick: bool) -> list[Conversation]
     if not quick:
         return conversations
     return [
-        Conversation(c.id, c.speakers, c.messages, c.questions[:QUICK_QUESTIONS])
+        Conversation(c.id, c.speakers, c.messages, c.questions[:QUICK_QUESTIONS], c.items)
         for c in conversations[:QUICK_CONVERSATIONS]
     ]
 
@@ -202,34 +299,47 @@ async def measure_memory(
     results: Results,
     open_store: Callable[[str], MemoryStore],
     variants: Sequence[tuple[str, Embed | None]],
+    *,
+    items: bool = False,
 ) -> None:
     """For each variant (a name and its embeddings), replay each conversation into a store of
-    its own, then ask every question at every budget."""
+    its own, then ask every question at every budget. With `items`, the memory extracts items
+    from the conversation's oracle items as it is replayed (OracleExtractor), and an evidence
+    message also counts as recalled when the prompt shows a standing item it is a source of."""
     for conversation in conversations:
         contents = {m.id: m.content() for m in conversation.messages}
-        for number, (name, embed) in enumerate(variants):
-            store = open_store(f"{conversation.id}-{number}")
+        for name, embed in variants:
+            store = open_store(f"{conversation.id}-{list(results).index(name)}")
             await store.open()
             try:
                 key = f"bench/{conversation.id}"
                 began = time.perf_counter()
-                replay = memory_for(store, BUDGETS[0], embed)
+                extract = OracleExtractor(conversation) if items else None
+                replay = memory_for(store, BUDGETS[0], embed, extract)
                 for message in conversation.messages:
                     at = datetime.fromisoformat(message.timestamp)
                     await replay.remember(key, message.content(), None, at=at)
+                    if extract is not None:
+                        await replay.drain()  # extracted before the next message: deterministic
+                lines = await item_lines(replay, key, conversation) if items else {}
                 await replay.close()
                 replayed = time.perf_counter() - began
                 for budget in BUDGETS:
-                    memory = memory_for(store, budget, embed)
+                    memory = memory_for(store, budget, embed, extract)
                     for question in conversation.questions:
                         prompt = await memory.prompt_for(key, question.question)
                         shown = "\n".join(m["content"] for m in prompt[:-1])
                         recalled = {e for e in question.evidence if contents[e] in shown}
+                        for line, sources in lines.items():
+                            if line in shown:
+                                recalled |= sources & set(question.evidence)
                         results[name][budget].add(question, contents, recalled)
                     await memory.close()
+                standing = f", {len(lines)} items standing" if items else ""
                 print(
                     f"{conversation.id} ({name}): replayed {len(conversation.messages)} messages "
-                    f"in {replayed:.1f} s, asked in {time.perf_counter() - began - replayed:.1f} s",
+                    f"in {replayed:.1f} s{standing}, asked in "
+                    f"{time.perf_counter() - began - replayed:.1f} s",
                     file=sys.stderr,
                 )
             finally:
@@ -251,6 +361,14 @@ def report(conversations: list[Conversation], results: Results, examples: int) -
         "messages\n"
     )
     print("Evidence recall (evidence messages whose whole text is in the prompt / all)\n")
+    if any(name in WITH_ITEMS.values() for name in results):
+        items = sum(len(c.items) for c in conversations)
+        replacing = sum(bool(item.replaces) for c in conversations for item in c.items)
+        print(
+            f"With oracle items ({items} planted, {replacing} of them replacing an older one; an "
+            "upper bound: a real model extracts less): an evidence message also counts when the "
+            "prompt shows a standing item whose sources include it.\n"
+        )
     print("| strategy | " + " | ".join(f"{b:,} tokens" for b in BUDGETS) + " |")
     print("|---|" + "---:|" * len(BUDGETS))
     for name, by_budget in results.items():
@@ -297,7 +415,11 @@ async def main_async(arguments: argparse.Namespace) -> None:
     ]
     if arguments.semantic:
         variants.append((SEMANTIC, cached_embedder()))
+    control = [(KEEPING_NOTHING[name], embed) for name, embed in variants]
+    oracle = [(WITH_ITEMS[name], embed) for name, embed in variants]
     names = [LAST_N, BM25_REF, *(name for name, _ in variants)]
+    if arguments.items == "oracle":
+        names += [name for name, _ in (*control, *oracle)]
     results: Results = {name: {b: Tally() for b in BUDGETS} for name in names}
     references(conversations, results)
     cosmos = CosmosServer(keep_alive=True) if arguments.store == "cosmos" else None
@@ -316,6 +438,10 @@ async def main_async(arguments: argparse.Namespace) -> None:
 
         try:
             await measure_memory(conversations, results, open_store, variants)
+            if arguments.items == "oracle":
+                bare = [replace(c, items=()) for c in conversations]
+                await measure_memory(bare, results, open_store, control, items=True)
+                await measure_memory(conversations, results, open_store, oracle, items=True)
         finally:
             if cosmos is not None:
                 cosmos.stop()
@@ -333,6 +459,12 @@ def main() -> None:
         "--semantic", action="store_true", help="add semantic recall (bench/requirements.txt)"
     )
     parser.add_argument("--store", choices=("sqlite", "cosmos"), default="sqlite")
+    parser.add_argument(
+        "--items",
+        choices=("none", "oracle"),
+        default="none",
+        help="oracle: each memory strategy again with the dialogues' oracle items",
+    )
     parser.add_argument("--examples", type=int, default=0, help="print N missed questions")
     asyncio.run(main_async(parser.parse_args()))
 
