@@ -68,7 +68,7 @@ from memory.tokens import prompt_tokens
 from tests.support.activities import emulator_message
 from wiring import create_store
 
-CHECKPOINTS = (10, 100, 1000)
+CHECKPOINTS = (10, 100, 1000, 10_000)
 CHECKPOINT_WINDOW = 10
 WARM_UP_TURNS = 20
 TARGET_MEDIAN_RATIO = 1.25
