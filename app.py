@@ -40,6 +40,7 @@ def create_app(
         ledger=Ledger(store),
         allowed_tenant_ids=settings.allowed_tenant_ids,
         rate_limiter=RateLimiter(settings.rate_limit_per_minute),
+        trust_env=settings.proxy_configured,
     )
     adapter = create_adapter(settings, auth_overrides)
 

@@ -26,7 +26,7 @@ from bots.replies import (
     send_streamed,
     split_for_teams,
 )
-from bots.wording import REPLY_NOT_SAVED, TOO_LONG, model_failed
+from bots.wording import REPLY_NOT_SAVED, model_failed
 from memory import ConversationMemory, Source, StoreError
 from model_client import ChatModel, ModelError
 from telemetry import TurnMetrics, log_turn, measure_turn
@@ -53,11 +53,6 @@ class ChatTurn:
 
     async def run(self, turn_context: TurnContext, key: str, text: str) -> None:
         """Answers `text`. Raises StoreError if the memory cannot be read to answer it."""
-        if len(text) > MAX_MESSAGE_CHARS:
-            await turn_context.send_activity(
-                TOO_LONG.format(length=len(text), limit=MAX_MESSAGE_CHARS)
-            )
-            return
         started = time.perf_counter()
         with measure_turn() as metrics:
             try:

@@ -12,8 +12,9 @@ from typing import Any
 
 from botbuilder.core import TurnContext
 
+from bots.exporting import Exporting
 from bots.forgetting import Forgetting
-from bots.replies import CARD_ACTIONS, ItemLine, export_activity, items_card, payload_bytes
+from bots.replies import CARD_ACTIONS, ItemLine, items_card
 from bots.wording import (
     ITEM_ALREADY_GONE,
     ITEM_ALREADY_KEPT,
@@ -23,16 +24,17 @@ from bots.wording import (
     ITEMS_PAGE_OF,
     MENTIONS,
     NO_ITEMS,
+    NO_MESSAGES_KEPT,
     NO_SUMMARY,
     NOTHING_MENTIONS,
     REMEMBER_WHAT,
     REMEMBERED_ITEM,
     SUMMARY,
+    SUMMARY_MENTIONS,
     wording_for,
 )
 from memory import ConversationMemory, ConversationRecord
-
-TEAMS_EXPORT_BYTES = 24_000  # Teams refuses messages much over ~28 KB
+from memory.items import dictated
 
 
 class Command(StrEnum):
@@ -77,11 +79,15 @@ def is_yes(text: str) -> bool:
 
 
 class Commands:
-    """Runs the commands; `forget` only asks (its answer is `Forgetting`'s)."""
+    """Runs the commands; `forget` only asks (its answer is `Forgetting`'s), and `export` in a
+    Teams personal chat only offers the file (the upload is `Exporting`'s)."""
 
-    def __init__(self, memory: ConversationMemory, forgetting: Forgetting) -> None:
+    def __init__(
+        self, memory: ConversationMemory, forgetting: Forgetting, exporting: Exporting
+    ) -> None:
         self.memory = memory
         self.forgetting = forgetting
+        self.exporting = exporting
 
     async def run(
         self, turn_context: TurnContext, key: str, command: Command, words: str, group: bool
@@ -94,9 +100,7 @@ class Commands:
         elif command is Command.REMEMBER:
             await turn_context.send_activity(await self._remember(key, words))
         elif command is Command.EXPORT:
-            teams = turn_context.activity.channel_id == "msteams"
-            export = await self.memory.export(key)
-            await turn_context.send_activity(export_activity(_fit(export, teams), teams))
+            await self.exporting.send(turn_context, key)
         elif command is Command.FORGET and words:
             await self._forget_matching(turn_context, key, words, group)
         elif command is Command.FORGET:
@@ -142,34 +146,40 @@ class Commands:
         await turn_context.send_activity(ITEM_FORGOTTEN.format(text=item.text))
 
     async def _remember(self, key: str, words: str) -> str:
-        if not words:
+        said = dictated(f"remember {words}") or words  # "remember that X" keeps X
+        if not said:
             return REMEMBER_WHAT
-        item = await self.memory.remember_item(key, words)
+        item = await self.memory.remember_item(key, said)
         return ITEM_ALREADY_KEPT if item is None else REMEMBERED_ITEM.format(text=item.text)
 
     async def _forget_matching(
         self, turn_context: TurnContext, key: str, words: str, group: bool
     ) -> None:
-        items, messages = await self.memory.matching(key, words)
-        if not items and not messages:
-            await turn_context.send_activity(NOTHING_MENTIONS.format(words=words))
+        words = words[:MAX_FORGET_WORDS]
+        shown = _excerpt(words, 60)
+        items, messages, in_summary = await self.memory.matching(key, words)
+        if not items and not messages and not in_summary:
+            await turn_context.send_activity(NOTHING_MENTIONS.format(words=shown))
             return
-        listing = [MENTIONS.format(items=len(items), messages=len(messages))]
-        listing += [f"- {item.text}" for item in items[:5]]
+        more = "+" if len(messages) >= FORGET_LISTED_MESSAGES else ""
+        listing = [MENTIONS.format(items=len(items), messages=f"{len(messages)}{more}")]
+        listing += [f"- {_excerpt(item.text)}" for item in items[:5]]
         listing += [f"- “{_excerpt(message.content)}”" for message in messages[:5]]
+        if in_summary:
+            listing.append(SUMMARY_MENTIONS)
         await self.forgetting.ask(
             turn_context,
             key,
             group,
-            question=wording_for(group).forget_matching_question.format(words=words),
+            question=wording_for(group).forget_matching_question.format(words=shown),
             listing=listing,
-            detail={"items": [i.id for i in items], "messages": [m.id for m in messages]},
+            detail={"words": words},
         )
 
     def _also_kept(self, record: ConversationRecord, group: bool) -> str:
         wording = wording_for(group)
         if record.message_count == 0:
-            return wording.nothing_remembered
+            return NO_MESSAGES_KEPT if record.items else wording.nothing_remembered
         figures = {"count": record.message_count, "recent": len(record.unsummarised)}
         remembered = (
             wording.remembered_since.format(since=record.since, **figures)
@@ -185,14 +195,5 @@ def _excerpt(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def _fit(export: dict[str, Any], teams: bool) -> dict[str, Any]:
-    """In Teams, drop the oldest archived messages until the message that carries the export,
-    as it is sent (an indented JSON in a card, escaped again inside the activity), fits."""
-    if not teams:
-        return export
-    archive = list(export["archive"])
-    fitted = export
-    while archive and payload_bytes(export_activity(fitted, teams)) > TEAMS_EXPORT_BYTES:
-        archive = archive[len(archive) // 4 or 1 :]
-        fitted = {**export, "archive": archive, "archive_complete": False}
-    return fitted
+MAX_FORGET_WORDS = 200  # of `forget <words>` read: a search reads at most 12 terms anyway
+FORGET_LISTED_MESSAGES = 50

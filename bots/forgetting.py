@@ -40,10 +40,10 @@ class Forgetting:
         *,
         question: str = "",
         listing: Sequence[str] = (),
-        detail: Mapping[str, list[str]] | None = None,
+        detail: Mapping[str, str] | None = None,
     ) -> None:
-        """Asks, in one message, whether to forget everything, or (with `detail`: the ids of the
-        items and messages found, and `listing`, what they are) only that; in a group, the
+        """Asks, in one message, whether to forget everything, or (with `detail`: the words,
+        and `listing`, what mentions them) only what mentions those words; in a group, the
         question first says whose memory it is."""
         asked = await self.ledger.ask(
             key, _TOPIC, sender_of(turn_context), FORGET_CONFIRMATION_SECONDS, detail
@@ -76,8 +76,9 @@ class Forgetting:
         question = await self.ledger.question(key, _TOPIC)
         if question is None or question.asker != asker:
             return None
-        # This message is one delivery since the question; any other means they moved on.
-        if await self.ledger.taken_since(sender_key, question.asked_at) > 1:
+        # A typed yes is one message since the question; another one means they moved on.
+        # Button presses are not counted: pressing twice must not void the question.
+        if await self.ledger.said_since(sender_key, question.asked_at) > 1:
             return None
         return question
 
@@ -95,22 +96,17 @@ class Forgetting:
         if not confirmed:
             await turn_context.send_activity(FORGET_CANCELLED)
             return
-        detail = question.detail if question is not None else {}
-        if detail:
-            items, messages = _ids(detail.get("items")), _ids(detail.get("messages"))
-            await self.memory.forget_matching(key, items, messages)
+        words = question.detail.get("words") if question is not None else None
+        if isinstance(words, str) and words:
+            items, messages = await self.memory.forget_matching(key, words)
             log.info("memory partly forgotten at the person's request")
             await turn_context.send_activity(
-                MATCHES_FORGOTTEN.format(items=len(items), messages=len(messages))
+                MATCHES_FORGOTTEN.format(items=items, messages=messages)
             )
             return
         await self.memory.forget(key)
         log.info("memory forgotten at the person's request")
         await turn_context.send_activity(wording_for(group).forgotten)
-
-
-def _ids(value: object) -> list[str]:
-    return [str(i) for i in value] if isinstance(value, list) else []
 
 
 def sender_of(turn_context: TurnContext) -> str:

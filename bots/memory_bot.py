@@ -4,8 +4,9 @@ Personal chat: the person's own memory, answers streamed. Group chats and channe
 when @mentioned, from a memory of that conversation, never anyone's private memory.
 
 The handlers: `TenantGate` (which organisations may use the bot), `Commands` (help, memory,
-export, forget), `Forgetting` (the forget question and its answer) and `ChatTurn` (everything
-else). A memory store failure in any of them is answered in one place, `_handle`.
+export, forget), `Forgetting` (the forget question and its answer), `Exporting` (the export, and
+the answer to its file consent card) and `ChatTurn` (everything else). A memory store failure in
+any of them is answered in one place, `_handle`.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from botbuilder.core import InvokeResponse, TurnContext
 from botbuilder.core.teams import TeamsActivityHandler
 from botbuilder.schema import Activity, ChannelAccount
 
-from bots.chat_turn import ChatTurn
+from bots.chat_turn import MAX_MESSAGE_CHARS, ChatTurn
 from bots.commands import Command, Commands, card_action_in, command_in, is_yes
+from bots.exporting import Exporting
 from bots.forgetting import Forgetting, sender_of
 from bots.identity import (
     delivery_id_for,
@@ -33,12 +35,14 @@ from bots.replies import CANCEL_FORGET, CONFIRM_FORGET, FORGET_ITEM, ITEMS_PAGE
 from bots.tenant_gate import TenantGate
 from bots.wording import (
     FORGET_BUTTON_EXPIRED,
+    FORGET_CANCELLED,
     NOT_TEXT,
     PERSONAL_CHAT,
     RATE_LIMITED,
     STORE_DOWN_WHILE_ANSWERING,
     STORE_DOWN_WHILE_FORGETTING,
     STORE_DOWN_WHILE_RUNNING_A_COMMAND,
+    TOO_LONG,
     UNKNOWN_SENDER,
     wording_for,
 )
@@ -61,12 +65,16 @@ class MemoryBot(TeamsActivityHandler):  # type: ignore[misc]
         rate_limiter: RateLimiter | None = None,
         typing_after_seconds: float = 0.5,
         typing_every_seconds: float = 3.0,
+        trust_env: bool = False,
     ) -> None:
+        """`trust_env`: outgoing HTTP of the bot's own (an export's upload) takes a proxy from
+        the environment."""
         super().__init__()
         self.tenant_gate = TenantGate(allowed_tenant_ids)
         self.ledger = ledger
         self.forgetting = Forgetting(memory, ledger)
-        self.commands = Commands(memory, self.forgetting)
+        self.exporting = Exporting(memory, ledger, trust_env=trust_env)
+        self.commands = Commands(memory, self.forgetting, self.exporting)
         self.rate_limiter = RateLimiter(0) if rate_limiter is None else rate_limiter
         self.chat = ChatTurn(
             memory,
@@ -90,27 +98,31 @@ class MemoryBot(TeamsActivityHandler):  # type: ignore[misc]
         if key is None or sender is None:
             await turn_context.send_activity(UNKNOWN_SENDER)
             return
-        if not self.rate_limiter.allow(sender):  # this instance's own count: costs no request
-            await turn_context.send_activity(self._rate_limited)
-            return
         delivery = delivery_id_for(activity)
+        said = action is None  # typed, not a card's button
+        if not self.rate_limiter.allow(sender):  # this instance's own count: costs no request
+            if not await _checked(self.ledger.taken(sender, delivery, said=said)):
+                await turn_context.send_activity(self._rate_limited)  # not for a redelivery
+            return
         with measure_turn():  # a chat turn's figures count the ledger's requests too
-            if not await self._admit(turn_context, sender, delivery):
+            if not await self._admit(turn_context, sender, delivery, said):
                 return
             try:
                 await self._route(turn_context, key, sender, group, action)
             except BaseException:
                 # Not handled after all: the channel's next delivery of it should be.
-                await self._give_back(sender, delivery)
+                await self._give_back(sender, delivery, said)
                 raise
 
-    async def _admit(self, turn_context: TurnContext, sender: str, delivery: str) -> bool:
+    async def _admit(
+        self, turn_context: TurnContext, sender: str, delivery: str, said: bool
+    ) -> bool:
         """Takes the delivery in the ledger, once for every instance, and applies the limit
         across instances: False when the message was handled already or is over the limit. A
         ledger that cannot be reached lets the message through (its handler then says what
         failed, if it needs the store too)."""
         try:
-            if not await self.ledger.take(sender, delivery):
+            if not await self.ledger.take(sender, delivery, said=said):
                 log.info("a message delivered again was not handled again")
                 return False
             limit = self.rate_limiter.per_minute
@@ -121,9 +133,9 @@ class MemoryBot(TeamsActivityHandler):  # type: ignore[misc]
             log.warning("ledger unavailable, message handled without it: %s", type(error).__name__)
         return True
 
-    async def _give_back(self, sender: str, delivery: str) -> None:
+    async def _give_back(self, sender: str, delivery: str, said: bool) -> None:
         try:
-            await self.ledger.give_back(sender, delivery)
+            await self.ledger.give_back(sender, delivery, said=said)
         except StoreError as error:
             log.warning("could not release a delivery: %s", type(error).__name__)
 
@@ -156,6 +168,11 @@ class MemoryBot(TeamsActivityHandler):  # type: ignore[misc]
         if not text:
             await turn_context.send_activity(NOT_TEXT)
             return
+        if len(text) > MAX_MESSAGE_CHARS:  # commands too: none is read past this
+            await turn_context.send_activity(
+                TOO_LONG.format(length=len(text), limit=MAX_MESSAGE_CHARS)
+            )
+            return
         asked = command_in(text)
         if asked is not None:
             command, words = asked
@@ -178,16 +195,17 @@ class MemoryBot(TeamsActivityHandler):  # type: ignore[misc]
     async def _press(
         self, turn_context: TurnContext, key: str, sender: str, group: bool, confirmed: bool
     ) -> None:
-        """A forget card's button: "keep" needs no check; "forget" must answer the question
-        that stands, pressed by who asked it."""
-        question = None
-        if confirmed:
-            question = await self.forgetting.answered_question(
-                key, sender_of(turn_context), sender, turn_context.activity.value
+        """A forget card's button. "Forget" must answer the question that stands, pressed by
+        who asked it. "Keep" forgets nothing either way, but drops only that question, so
+        that another member's press cannot void someone else's."""
+        question = await self.forgetting.answered_question(
+            key, sender_of(turn_context), sender, turn_context.activity.value
+        )
+        if question is None:
+            await turn_context.send_activity(
+                FORGET_BUTTON_EXPIRED if confirmed else FORGET_CANCELLED
             )
-            if question is None:
-                await turn_context.send_activity(FORGET_BUTTON_EXPIRED)
-                return
+            return
         await self.forgetting.answer(turn_context, key, group, confirmed, question)
 
     async def on_installation_update_add(self, turn_context: TurnContext) -> None:
@@ -224,8 +242,41 @@ class MemoryBot(TeamsActivityHandler):  # type: ignore[misc]
                 _loggable(activity.reply_to_id),
             )
             return InvokeResponse(status=200)
+        if activity.name == "fileConsent/invoke":
+            await self._file_consent(turn_context)
+            return InvokeResponse(status=200)
         # botbuilder's handlers parse payloads for features this bot lacks, and crash on bad ones.
         return InvokeResponse(status=501)
+
+    async def _file_consent(self, turn_context: TurnContext) -> None:
+        """Allow or Decline on an export's file consent card: taken once, like a message, and
+        answered by `Exporting` for the memory of whoever pressed it. The invoke is answered
+        200 whatever happened; the person reads what did."""
+        activity = turn_context.activity
+        key = memory_key_for(activity)
+        sender = sender_key_for(activity)
+        if key is None or sender is None:
+            await turn_context.send_activity(UNKNOWN_SENDER)
+            return
+        delivery = delivery_id_for(activity)
+        try:
+            if not await self.ledger.take(sender, delivery, said=False):
+                log.info("a file consent delivered again was not handled again")
+                return
+        except StoreError as error:
+            log.warning("ledger unavailable, consent handled without it: %s", type(error).__name__)
+        try:
+            answer = self.exporting.answer_consent(turn_context, key)
+            await _handle(turn_context, answer, if_store_down=STORE_DOWN_WHILE_RUNNING_A_COMMAND)
+        except BaseException:
+            await self._give_back(sender, delivery, said=False)
+            raise
+
+    async def on_message_update_activity(self, turn_context: TurnContext) -> None:
+        return  # an edited message is not read again (botbuilder's parsing of it can crash)
+
+    async def on_message_delete_activity(self, turn_context: TurnContext) -> None:
+        return  # nor a deleted one: `forget …` forgets what was said
 
 
 def _loggable(value: object, limit: int = 64) -> str:

@@ -14,15 +14,15 @@ from __future__ import annotations
 import json
 import logging
 import time
+import unicodedata
 from collections.abc import AsyncGenerator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from botbuilder.core import CardFactory, TurnContext
-from botbuilder.schema import Activity, ActivityTypes, Attachment, Entity
+from botbuilder.schema import Activity, ActivityTypes, Entity
 
 from bots.wording import (
-    EXPORT_INTRO,
     FORGET_BUTTON,
     FORGET_ITEM_BUTTON,
     INFORMATIVE_TEXT,
@@ -198,17 +198,35 @@ def closing_activity(text: str, stream_id: str | None) -> Activity:
 
 
 def split_for_teams(text: str, limit: int = MAX_MESSAGE_BYTES) -> list[str]:
-    """`text` in parts of at most `limit` UTF-8 bytes, cut at a line break or a space where one
-    is near: Teams refuses a message much over 28 KB, and the person would get nothing."""
+    """`text` in parts of at most `limit` bytes as sent (JSON, every character past ASCII
+    escaped: an emoji takes 12 bytes), cut at a line break or a space where one is near: Teams
+    refuses a message much over 28 KB, and the person would get nothing."""
     parts: list[str] = []
-    while len(text.encode()) > limit:
-        head = text.encode()[:limit].decode(errors="ignore")
+    while _sent_bytes(text) > limit:
+        head = _longest_prefix_within(text, limit)
         cut = max(head.rfind("\n"), head.rfind(" "))
         if cut < len(head) // 2:
             cut = len(head)
         parts.append(head[:cut])
         text = text[cut:].lstrip("\n ")
     return [*parts, text] if text or not parts else parts
+
+
+def _sent_bytes(text: str) -> int:
+    return len(json.dumps(text)) - 2  # as msrest writes it, less the quotes
+
+
+def _longest_prefix_within(text: str, limit: int) -> str:
+    """The longest start of `text` that takes at most `limit` bytes as sent (at least one
+    character)."""
+    low, high = 1, len(text)
+    while low < high:  # binary search: the size as sent grows with the length
+        middle = (low + high + 1) // 2
+        if _sent_bytes(text[:middle]) <= limit:
+            low = middle
+        else:
+            high = middle - 1
+    return text[:low]
 
 
 def _stream_update(text: str, stream_id: str | None, sequence: int, informative: bool) -> Activity:
@@ -270,7 +288,33 @@ def items_card(
 ) -> Activity:
     """The `memory` card: a page of kept things, each with a button that forgets it, then what
     else is kept; a button for the page of older ones where there is one. The message's text
-    says the same for clients that show no cards."""
+    says the same for clients that show no cards. Each thing shows at most CARD_ITEM_CHARS of
+    its text, as plain text (no markdown link or invisible character of its own), and the page
+    holds as many of `lines` as fit a message Teams takes."""
+    lines = [replace(line, text=card_text(line.text)) for line in lines]
+    while len(lines) > 1 and payload_bytes(_items_card(title, lines, also_kept, older_page)) > (
+        MAX_CARD_BYTES
+    ):
+        lines = lines[:-1]
+    return _items_card(title, lines, also_kept, older_page)
+
+
+MAX_CARD_BYTES = 24_000  # a card as sent; Teams refuses a message much over ~28 KB
+CARD_ITEM_CHARS = 200
+
+
+def card_text(text: str) -> str:
+    """Text a person stored, to show on a card: control and format characters (bidi overrides,
+    zero-width) dropped, a markdown link's `](` broken so it shows as written, at most
+    CARD_ITEM_CHARS."""
+    shown = "".join(c for c in text if unicodedata.category(c) not in ("Cc", "Cf") or c == "\n")
+    shown = shown.replace("](", "] (")
+    return shown if len(shown) <= CARD_ITEM_CHARS else shown[: CARD_ITEM_CHARS - 1] + "…"
+
+
+def _items_card(
+    title: str, lines: Sequence[ItemLine], also_kept: str, older_page: int | None
+) -> Activity:
     body: list[dict[str, Any]] = [
         {"type": "TextBlock", "text": title, "weight": "Bolder", "size": "Medium", "wrap": True}
     ]
@@ -339,30 +383,6 @@ def items_card(
 
 
 def payload_bytes(activity: Activity) -> int:
-    """How many bytes `activity` takes as the JSON sent to the channel."""
-    return len(json.dumps(activity.serialize(), ensure_ascii=False, default=str).encode())
-
-
-def export_activity(export: dict[str, Any], teams: bool) -> Activity:
-    """The person's memory as JSON: a file-like attachment, or in Teams an Adaptive Card.
-
-    Teams does not accept inline file attachments from bots, so there the JSON goes in a card.
-    """
-    text = json.dumps(export, ensure_ascii=False, indent=2, default=str)
-    if not teams:
-        attachment = Attachment(
-            content_type="application/json", name="memorybot-export.json", content=export
-        )
-        return Activity(type=ActivityTypes.message, text=EXPORT_INTRO, attachments=[attachment])
-    card = {
-        "type": "AdaptiveCard",
-        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-        "version": ADAPTIVE_CARD_VERSION,
-        "body": [
-            {"type": "TextBlock", "text": EXPORT_INTRO, "wrap": True},
-            {"type": "CodeBlock", "codeSnippet": text, "language": "Json"},
-        ],
-    }
-    return Activity(
-        type=ActivityTypes.message, text=EXPORT_INTRO, attachments=[CardFactory.adaptive_card(card)]
-    )
+    """How many bytes `activity` takes as the JSON sent to the channel: as msrest writes the
+    body, every character past ASCII escaped (`\\u00e9`), so never less than its UTF-8."""
+    return len(json.dumps(activity.serialize(), default=str).encode())

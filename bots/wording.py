@@ -60,7 +60,7 @@ Commands:
 - **remember** …: keep something, as you say it (or just say "remember that …")
 - **forget** …: forget what mentions those words (I show you what first)
 - **forget**: delete everything I remember about you (I ask first)
-- **export**: everything I keep about you, as JSON
+- **export**: everything I keep about you, as a JSON file saved to your OneDrive
 - **help**: this message""",
     forget_question="Forget everything I remember about you? This can't be undone.",
     forgotten="Done: I've forgotten everything I remembered about you.",
@@ -95,7 +95,7 @@ Commands (after @MemoryBot):
 - **remember** …: keep something for this conversation, as you say it
 - **forget** …: forget what mentions those words (I show you what first)
 - **forget**: clear this conversation's memory (I ask first)
-- **export**: this conversation's memory, as JSON
+- **export**: everything I keep for this conversation, as JSON, in as many messages as it takes
 - **help**: this message""",
     forget_question="Forget everything I remember from this conversation?",
     forgotten="Done: I've forgotten everything I remembered from this conversation.",
@@ -146,6 +146,8 @@ REMEMBER_WHAT = "Tell me what to keep, like: **remember** my daughter's name is 
 # `forget <words>`
 NOTHING_MENTIONS = "I don't remember anything that mentions “{words}”."
 MENTIONS = "What mentions it (kept things: {items}, messages: {messages}), for example:"
+SUMMARY_MENTIONS = "- The summary of older messages mentions it too, so it goes as well."
+NO_MESSAGES_KEPT = "I keep no messages of ours yet, only what you asked me to remember."
 MATCHES_FORGOTTEN = (
     "Done: I've forgotten what mentioned it (kept things: {items}, messages: {messages})."
 )
@@ -166,7 +168,39 @@ FORGET_BUTTON_EXPIRED = (
 )
 FORGET_CANCELLED = "OK, I'll keep what I remember."
 
+# `export`: elsewhere than a Teams personal chat, in parts, each a message, together everything.
 EXPORT_INTRO = "Here is everything I keep for this memory, as JSON."
+EXPORT_PART = (
+    "Everything I keep for this memory, as JSON: part {part} of {parts}. Together the parts "
+    "hold all of it."
+)
+EXPORT_TOO_MANY_PARTS = (
+    "This memory is too large to post here: it would take {parts} messages, and I send at most "
+    "{limit}. Nothing was sent, and nothing was lost."
+)
+EXPORT_PARTS_FAILED = (
+    "I couldn't send every part of the export (I sent {sent} of {parts}). Nothing was lost: "
+    "type **export** to get it again."
+)
+# `export` in a Teams personal chat: a file in the person's OneDrive, once they allow it.
+EXPORT_FILE_OFFER = (
+    "Your export is ready: everything I keep about you, as one JSON file ({size}). Choose "
+    "**Allow** to save it to your OneDrive."
+)
+EXPORT_FILE_DESCRIPTION = "Everything MemoryBot keeps about you, as JSON."
+EXPORT_FILE_SAVED = "Here is your export, saved to your OneDrive: everything I keep about you."
+EXPORT_FILE_DECLINED = "OK, I didn't save the file. Type **export** whenever you want it."
+EXPORT_FILE_FAILED = (
+    "I couldn't save the file to your OneDrive. Nothing was lost: type **export** to try again."
+)
+EXPORT_FILE_EXPIRED = (
+    "That file offer no longer works: it has expired, or it was made for someone else. Nothing "
+    "was saved. Type **export** for a new one."
+)
+EXPORT_FILE_TOO_LARGE = (
+    "Your export is too large for one file ({size}; the limit is {limit}). Nothing was sent, "
+    "and nothing was lost."
+)
 
 # Shown while a streamed answer is on its way, before its first words.
 INFORMATIVE_TEXT = "Looking through what I remember…"

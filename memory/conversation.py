@@ -37,7 +37,13 @@ from memory.trimming import recent_window
 log = logging.getLogger(__name__)
 STOPPED_MARK = " [stopped here by the person]"
 """Ends a reply the person stopped, as kept: what they saw of it, and that it stopped there."""
-SUMMARY_BACKLOG_SECONDS = 30.0  # a summary that waited longer for a slot is logged
+SUMMARY_BACKLOG_SECONDS = 30.0
+_FORGET_BATCH = 200  # archived messages found and deleted per round by `forget_matching`
+_FORGET_ROUNDS = (
+    500  # at most 100,000 messages  # a summary that waited longer for a slot is logged
+)
+EXPORT_FORMAT = "memorybot-export/1"
+"""The `format` of an export; its number changes with any change a reader must know of."""
 # How much each ranking counts when lexical and semantic recall are fused.
 RANKING_WEIGHTS = (1.0, 1.0)
 
@@ -199,34 +205,54 @@ class ConversationMemory:
 
     async def matching(
         self, key: str, words: str, limit: int = 50
-    ) -> tuple[list[MemoryItem], list[Message]]:
-        """The standing items and the kept messages that hold any of `words` (`forget <words>`),
-        the messages best first, at most `limit`."""
+    ) -> tuple[list[MemoryItem], list[Message], bool]:
+        """What `forget <words>` would forget: the items (superseded ones included) and the
+        best `limit` kept messages that hold any of `words`, and whether the summary does."""
         terms = set(query_terms(words))
         record, found = await self.store.load_with_matches(key, [words], limit)
-        items = [item for item in record.current_items if terms & set(terms_of(item.text))]
+        items = [item for item in record.items if terms & set(terms_of(item.text))]
         kept = {m.id: m for m in found}
         for message in record.unsummarised:  # not always archived yet: the window's too
             if terms & set(terms_of(message.content)):
                 kept.setdefault(message.id, message)
-        return items, list(kept.values())[:limit]
+        in_summary = bool(terms & set(terms_of(record.summary)))
+        return items, list(kept.values())[:limit], in_summary
 
-    async def forget_matching(
-        self, key: str, item_ids: Sequence[str], message_ids: Sequence[str]
-    ) -> None:
-        """Forgets those items and messages: from the record (window, pending) and the archive."""
-        gone = set(message_ids)
+    async def forget_matching(self, key: str, words: str) -> tuple[int, int]:
+        """Forgets every item and kept message that holds any of `words`, and the summary if it
+        does (a summary cannot be cut word by word); how many items and messages went.
+
+        The archive is searched again after each deletion until nothing more is found: a
+        search reads bounded candidates, newest first, so the older matches come next."""
+        terms = set(query_terms(words))
+        if not terms:
+            return 0, 0
+        forgotten_items: list[str] = []
+        gone: set[str] = set()
 
         def drop(record: ConversationRecord) -> ConversationRecord:
-            record = without_items(record, item_ids)
+            items = [item.id for item in record.items if terms & set(terms_of(item.text))]
+            forgotten_items[:] = items
+            window = [m.id for m in record.unsummarised if terms & set(terms_of(m.content))]
+            gone.update(window)
+            summary = "" if terms & set(terms_of(record.summary)) else record.summary
             return replace(
-                record,
+                without_items(record, items),
+                summary=summary,
                 messages=tuple(m for m in record.messages if m.id not in gone),
                 pending=tuple(m for m in record.pending if m.id not in gone),
             )
 
         await self.store.update(key, drop)
         await self.store.delete_messages(key, list(gone))
+        for _ in range(_FORGET_ROUNDS):
+            found = [m.id for m in await self.store.search(key, [words], _FORGET_BATCH)]
+            found = [message_id for message_id in found if message_id not in gone]
+            if not found:
+                break
+            await self.store.delete_messages(key, found)
+            gone.update(found)
+        return len(forgotten_items), len(gone)
 
     async def _embedding_of(self, text: str) -> list[float] | None:
         """The question's embedding, when there are embeddings; lexical recall carries on
@@ -253,19 +279,24 @@ class ConversationMemory:
     async def recall(self, key: str) -> ConversationRecord:
         return await self.store.load(key)
 
-    async def export(self, key: str, archive_limit: int = 1000) -> dict[str, Any]:
-        """Everything kept for `key` as JSON-ready data: the record and the newest archive."""
-        record, archive = await asyncio.gather(
-            self.store.load(key), self.store.archived(key, archive_limit)
-        )
+    async def export(self, key: str) -> dict[str, Any]:
+        """Everything kept for `key` as JSON-ready data, nothing left out: the items, the
+        summary, the counts, the recent messages and the whole archive (read in pages by the
+        store). The format is `EXPORT_FORMAT`, described in docs/export.md and
+        docs/export.schema.json."""
+        record, archive = await asyncio.gather(self.store.load(key), self.store.archived(key))
         return {
-            "items": [item.to_json() for item in record.items],
+            "format": EXPORT_FORMAT,
+            "exported_at": utc_now().isoformat(),
             "summary": record.summary,
             "message_count": record.message_count,
             "since": record.since.isoformat() if record.since else None,
+            "item_count": len(record.items),
+            "recent_count": len(record.unsummarised),
+            "archive_count": len(archive),
+            "items": [item.to_json() for item in record.items],
             "recent_messages": [m.to_json() for m in record.unsummarised],
             "archive": [m.to_json() for m in archive],
-            "archive_complete": len(archive) < archive_limit,
         }
 
     async def forget(self, key: str) -> None:

@@ -27,7 +27,9 @@ DELIVERY_SECONDS = 600
 """How long a delivery is remembered: channels deliver again within a minute or two (Teams
 waits about 15 s for each attempt). It also bounds the marks a key holds: at 20 messages a
 minute, 200."""
-_DELIVERY = "delivery:"
+_DELIVERY = "delivery:"  # every delivery's name starts so: the rate limit counts them all
+_SAID = _DELIVERY + "said:"
+_PRESSED = _DELIVERY + "pressed:"
 _QUESTION = "question:"
 
 
@@ -45,25 +47,34 @@ class Ledger:
         self.store = store
         self.clock = clock
 
-    async def take(self, key: str, delivery: str) -> bool:
+    async def take(self, key: str, delivery: str, *, said: bool = True) -> bool:
         """Claims `delivery` (a channel's id for one message) for `key`: False when it was
-        taken already, by this instance or another."""
+        taken already, by this instance or another. `said`: typed, not a button pressed."""
         return await self.store.mark(
-            key, _DELIVERY + delivery, "", now=self.clock(), seconds=DELIVERY_SECONDS, replace=False
+            key,
+            _name(delivery, said),
+            "",
+            now=self.clock(),
+            seconds=DELIVERY_SECONDS,
+            replace=False,
         )
 
-    async def give_back(self, key: str, delivery: str) -> None:
+    async def taken(self, key: str, delivery: str, *, said: bool = True) -> bool:
+        """Whether `delivery` was taken already (and stands)."""
+        return await self.store.marked(key, _name(delivery, said), now=self.clock()) is not None
+
+    async def give_back(self, key: str, delivery: str, *, said: bool = True) -> None:
         """Releases a delivery whose handling failed, so the channel's next attempt is taken."""
-        await self.store.unmark(key, _DELIVERY + delivery)
+        await self.store.unmark(key, _name(delivery, said))
 
     async def taken_within(self, key: str, seconds: float) -> int:
         """How many deliveries `key` took in the last `seconds`."""
         now = self.clock()
         return await self.store.count_marks(key, _DELIVERY, since=now - seconds, now=now)
 
-    async def taken_since(self, key: str, since: float) -> int:
-        """How many deliveries `key` took at or after `since`."""
-        return await self.store.count_marks(key, _DELIVERY, since=since, now=self.clock())
+    async def said_since(self, key: str, since: float) -> int:
+        """How many typed messages (not button presses) `key` sent at or after `since`."""
+        return await self.store.count_marks(key, _SAID, since=since, now=self.clock())
 
     async def ask(
         self,
@@ -105,3 +116,7 @@ class Ledger:
 
     async def drop_question(self, key: str, topic: str) -> None:
         await self.store.unmark(key, _QUESTION + topic)
+
+
+def _name(delivery: str, said: bool) -> str:
+    return (_SAID if said else _PRESSED) + delivery

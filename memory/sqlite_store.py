@@ -621,15 +621,17 @@ class SQLiteStore(StoreBase):
         ).fetchone()
         return None if row is None else _archived(*row)
 
-    async def archived(self, key: str, limit: int) -> list[Message]:
+    async def archived(self, key: str, limit: int | None = None) -> list[Message]:
         """Read from the newest down, EXPORT_PAGE messages a hand-over, so that a large export
         holds no one else up for as long as it takes; newest in the order they were archived
         (as Cosmos DB's `seq`), which each page reads in bounded work. What is archived while
         the export is under way is not in it."""
         newest: list[Message] = []
         up_to = 2**63 - 1  # SQLite's largest rowid
-        while len(newest) < limit:
-            wanted = min(limit - len(newest), self.EXPORT_PAGE)
+        while limit is None or len(newest) < limit:
+            wanted = (
+                self.EXPORT_PAGE if limit is None else min(limit - len(newest), self.EXPORT_PAGE)
+            )
             page, up_to = await self._run("read from SQLite", self._archived, key, wanted, up_to)
             newest += page
             if len(page) < wanted:

@@ -82,8 +82,11 @@ class MemoryStore(Protocol):
         the best `around` with the messages said just before and after them; none of `shown`
         (what the prompt shows anyway)."""
 
-    async def archived(self, key: str, limit: int) -> list[Message]:
-        """The newest `limit` archived messages of `key`, oldest first (for export)."""
+    async def archived(self, key: str, limit: int | None = None) -> list[Message]:
+        """The newest `limit` archived messages of `key` (all of them when `limit` is None),
+        oldest first, for export. Read in pages, each a request (or a hand-over) of its own, so
+        that a whole archive can be read without holding anyone else up; what is archived while
+        the read is under way may be left out."""
 
     async def delete(self, key: str) -> None:
         """Forget everything stored under `key`, archive included; deleting nothing is fine."""

@@ -91,6 +91,8 @@ _RECORD_FIELDS = (
 class CosmosStore(StoreBase):
     """Memory in an Azure Cosmos DB (NoSQL API) container, one logical partition per key."""
 
+    EXPORT_PAGE = 1000  # archived messages read per query by an export
+
     def __init__(
         self,
         endpoint: str,
@@ -318,13 +320,41 @@ class CosmosStore(StoreBase):
             found[order] = (before[-1] if before else None, after[0] if after else None)
         return found
 
-    async def archived(self, key: str, limit: int) -> list[Message]:
-        if limit <= 0:
+    async def archived(self, key: str, limit: int | None = None) -> list[Message]:
+        """Read from the newest down, EXPORT_PAGE items a query (each retried on its own, at
+        low priority), each page below the `seq` where the last one ended. Two messages may
+        share a `seq` (archived in the same millisecond by two writes): the next page starts
+        at that `seq` again, and skips the ones already read there."""
+        if limit is not None and limit <= 0:
             return []
-        rows = await self._archive_rows(
-            key, "c.kind = 'message'", {"@top": limit}, "read a memory's archive", background=True
-        )
-        return _messages(reversed(rows))
+        newest: list[dict[str, Any]] = []
+        up_to = _RECORD_SEQ - 1
+        read_at_edge: set[str] = set()  # messages of `seq` up_to already read
+        while limit is None or len(newest) < limit:
+            wanted = (
+                self.EXPORT_PAGE if limit is None else min(limit - len(newest), self.EXPORT_PAGE)
+            )
+            top = wanted + len(read_at_edge)
+            rows = await self._archive_rows(
+                key,
+                "c.kind = 'message' AND c.seq <= @upTo",
+                {"@top": top, "@upTo": up_to},
+                "read a memory's archive",
+                background=True,
+            )
+            fresh = [
+                row
+                for row in rows
+                if not (_seq(row) == up_to and row.get("messageId") in read_at_edge)
+            ]
+            newest += fresh[:wanted]
+            if len(rows) < top or not fresh:
+                break
+            edge = _seq(rows[-1])
+            at_edge = {str(row.get("messageId")) for row in rows if _seq(row) == edge}
+            read_at_edge = at_edge | read_at_edge if edge == up_to else at_edge
+            up_to = edge
+        return _messages(reversed(newest))
 
     async def delete(self, key: str) -> None:
         container = self._open_container()
@@ -749,6 +779,10 @@ def _decode_vector(encoded: Any) -> np.ndarray[Any, np.dtype[np.float32]] | None
         return np.frombuffer(base64.b64decode(encoded), dtype="<f4").astype(np.float32)
     except (TypeError, ValueError):
         return None
+
+
+def _seq(row: dict[str, Any]) -> int:
+    return int(row.get("seq", 0))
 
 
 def _messages(rows: Iterable[dict[str, Any]]) -> list[Message]:

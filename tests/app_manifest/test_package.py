@@ -223,7 +223,8 @@ def test_every_placeholder_is_filled_from_the_options(
 def test_bot_converses_in_personal_chat_group_chats_and_teams(manifest: dict[str, Any]) -> None:
     (bot,) = manifest["bots"]
     assert sorted(bot["scopes"]) == ["copilot", "groupChat", "personal", "team"]
-    assert bot["supportsFiles"] is False
+    # `export` in a personal chat sends a file consent card, which Teams shows only then.
+    assert bot["supportsFiles"] is True
     assert bot["isNotificationOnly"] is False
 
 

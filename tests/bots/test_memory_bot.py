@@ -3,6 +3,7 @@ and the one sentence a person reads when the store or the model fails in any of 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -44,6 +45,7 @@ from tests.support.activities import (
     USER_AAD_OBJECT_ID,
     ConversationType,
     emulator_message,
+    file_consent_invoke,
     teams_message,
 )
 
@@ -102,7 +104,19 @@ class StandInMemory:
 
     async def export(self, key: str) -> dict[str, Any]:
         self._call("export")
-        return {"archive": []}
+        return {
+            "format": "memorybot-export/1",
+            "exported_at": "2026-01-05T09:00:00+00:00",
+            "summary": "",
+            "message_count": 0,
+            "since": None,
+            "item_count": 0,
+            "recent_count": 0,
+            "archive_count": 0,
+            "items": [],
+            "recent_messages": [],
+            "archive": [],
+        }
 
     async def forget(self, key: str) -> None:
         self._call("forget")
@@ -418,3 +432,61 @@ async def test_two_instances_on_one_store_share_the_limit_and_the_forget_questio
     assert len(memory.forgotten) == 1
     assert await say(first, "hello") == ["echo: hello"]  # each instance has seen two or one
     assert await say(second, "hello again") == [RATE_LIMITED.format(limit=3)]
+
+
+async def test_a_store_failure_while_answering_a_file_consent_gets_its_sentence() -> None:
+    """The file consent invoke is answered 200 whatever happened; the person reads what did."""
+    memory = StandInMemory()
+    bot = bot_with(memory)
+    adapter = RecordingAdapter()
+    export = teams_message("export", service_url=SERVICE_URL)
+    await bot.on_turn(TurnContext(adapter, Activity().deserialize(export)))
+    offer = adapter.sent[-1].attachments[0].content["acceptContext"]
+    memory.failing.add("export")
+    upload = {"uploadUrl": "https://upload.example/1", "name": "x.json", "uniqueId": "1"}
+    invoke = file_consent_invoke("accept", offer, upload, service_url=SERVICE_URL)
+    await bot.on_turn(TurnContext(adapter, Activity().deserialize(invoke)))
+    assert adapter.texts()[-1] == STORE_DOWN_WHILE_RUNNING_A_COMMAND
+    assert [a.value.status for a in adapter.sent if a.type == "invokeResponse"] == [200]
+
+
+async def test_another_members_keep_does_not_void_the_question_and_a_double_press_forgets() -> None:
+    memory = StandInMemory()
+    bot = bot_with(memory)
+    group = "19:team-room@thread.v2"
+    asker, other = "11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"
+
+    def in_group(text: str, member: str, value: dict[str, Any] | None = None) -> dict[str, Any]:
+        said = teams_message(
+            text,
+            conversation_type="groupChat",
+            conversation_id=group,
+            aad_object_id=member,
+            mention_bot=True,
+            service_url=SERVICE_URL,
+        )
+        return said | ({"value": value} if value else {})
+
+    keep = {"action": "memorybot.forget.cancel", "question": "not the one asked"}
+    confirm = {"action": "memorybot.forget.confirm", "question": LAST_CARD}
+    texts = await say(bot, in_group("forget", asker), in_group("", other, keep))
+    assert texts[-1] == FORGET_CANCELLED  # nothing forgotten, and A's question still stands
+    adapter = RecordingAdapter()
+    card = None
+    for turn in (in_group("forget", asker),):
+        await bot.on_turn(TurnContext(adapter, Activity().deserialize(turn)))
+        card = next(a for a in reversed(adapter.sent) if a.attachments).attachments[0]
+    assert card is not None
+    data = card.content["actions"][0]["data"] | {"action": confirm["action"]}
+    presses = [in_group("", asker, data), in_group("", asker, data)]  # two ids: a double press
+    await asyncio.gather(
+        *(bot.on_turn(TurnContext(adapter, Activity().deserialize(p))) for p in presses)
+    )
+    assert len(memory.forgotten) == 1
+
+
+async def test_a_redelivery_over_this_instances_limit_is_dropped_quietly() -> None:
+    bot = bot_with(StandInMemory(), rate_limiter=RateLimiter(1))
+    message = emulator_message("hello", service_url=SERVICE_URL)
+    assert await say(bot, message, message) == ["echo: hello"]
+    assert await say(bot, "another") == [RATE_LIMITED.format(limit=1)]

@@ -10,8 +10,10 @@ import re
 from typing import Any, ClassVar
 
 import pytest
+from botbuilder.schema import Activity
 
-from bots.wording import ITEM_FORGOTTEN, MATCHES_FORGOTTEN
+from bots.replies import payload_bytes
+from bots.wording import ITEM_FORGOTTEN, MATCHES_FORGOTTEN, NO_MESSAGES_KEPT, REMEMBERED_ITEM
 from memory.items import EXTRACTION_INSTRUCTIONS
 from tests.e2e.conftest import AppFactory
 from tests.support.activities import emulator_message
@@ -162,3 +164,28 @@ async def test_remember_and_forget_by_words_with_one_confirmation(
         "Project Falcon ships in June",
         "echo: Project Falcon ships in June",
     ]
+
+
+async def test_commands_read_as_people_mean_them_and_answer_within_teams_limits(
+    make_app: AppFactory, connector: FakeConnector
+) -> None:
+    bot = await make_app()
+    said = await say(bot, connector, "remember that my badge number is 4471")
+    assert said["text"] == REMEMBERED_ITEM.format(text="my badge number is 4471")
+    card = await say(bot, connector, "memory")
+    assert NO_MESSAGES_KEPT in card["text"]  # only what was dictated: no messages kept yet
+    for n in range(8):  # emoji take 12 bytes each as sent
+        await say(bot, connector, f"remember {n} " + "🎉" * 290)
+    card = await say(bot, connector, "memory")
+    assert payload_bytes(Activity().deserialize(card)) < 28_000
+    rows = [e for e in card["attachments"][0]["content"]["body"] if e["type"] == "ColumnSet"]
+    assert rows  # as many as fit
+    answer = await say(bot, connector, "forget " + "marigold " * 1500)
+    assert len(answer["text"]) < 300  # the words are not echoed back whole
+    assert "marigold" in answer["text"]
+    status, _ = await bot.post(
+        emulator_message("", service_url=connector.url)
+        | {"type": "messageUpdate", "channelData": {"eventType": ["not", "a", "string"]}}
+    )
+    assert status in (200, 201)
+    assert "Sorry" not in connector.texts()[-1]

@@ -601,6 +601,26 @@ async def test_more_messages_than_a_batch_holds_are_all_archived(store: CosmosSt
     assert len(await store.archived("k", 1000)) == 150
 
 
+async def test_an_export_read_in_pages_reads_messages_sharing_a_seq_once_each(
+    store: CosmosStore,
+) -> None:
+    """Messages said in the same millisecond and archived by different writes can share a
+    `seq`; pages are cut by `seq`, so one page can end among them. Each is read once."""
+    store.EXPORT_PAGE = 101  # odd: pages end between two messages of one `seq`
+    at = datetime(2025, 1, 1, tzinfo=UTC)
+    written: list[str] = []
+    for write in range(2):  # `seq` numbers archive items modulo 1,000: every seq twice
+        messages = [Message("user", f"w{write} m{n}", at=at) for n in range(1000)]
+        written += [m.id for m in messages]
+        await store.update("k", lambda record: record, archive=messages)
+    exported = [m.id for m in await store.archived("k")]
+    assert len(exported) == len(set(exported)) == 2000
+    assert set(exported) == set(written)
+    newest = [m.id for m in await store.archived("k", 203)]
+    assert len(newest) == len(set(newest)) == 203
+    assert set(newest) <= set(written)
+
+
 async def test_a_store_that_is_not_open_says_so(cosmos: CosmosServer) -> None:
     store = cosmos_store_on(cosmos, "never-opened")
     with pytest.raises(StoreError, match="not open"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -208,10 +209,11 @@ async def test_remember_forget_one_and_forget_by_words(store_factory: StoreFacto
     await memory.remember("k", "The tea shop on Rue Cler is my favourite", "Noted.", at=MAY_3)
     await memory.remember("k", "Contoso moved offices", "OK.", at=MAY_3)
 
-    items, messages = await memory.matching("k", "tea")
+    items, messages, in_summary = await memory.matching("k", "tea")
     assert [i.text for i in items] == ["Likes green tea."]
     assert [m.content for m in messages] == ["The tea shop on Rue Cler is my favourite"]
-    await memory.forget_matching("k", [i.id for i in items], [m.id for m in messages])
+    assert not in_summary
+    assert await memory.forget_matching("k", "tea") == (1, 1)
 
     record = await memory.recall("k")
     assert [i.text for i in record.current_items] == ["Works at Contoso."]
@@ -234,3 +236,35 @@ async def test_items_expire_from_their_own_date(store_factory: StoreFactory) -> 
     await memory.remember("k", "remember that the team is ten people", "OK.", at=later)
     await memory.remember("k", "hello again", "Hi.", at=MAY_3 + timedelta(days=91))
     assert [i.text for i in (await memory.recall("k")).items] == ["the team is ten people"]
+
+
+async def test_forget_by_words_forgets_every_match_the_summary_and_superseded_items(
+    store_factory: StoreFactory,
+) -> None:
+    store = await store_factory()
+    memory = memory_on(store, None)
+    said = [Message("user", f"marigold note {n}", MAY_3 + timedelta(minutes=n)) for n in range(450)]
+    said.append(Message("user", "nothing to do with it", MAY_3))
+    await store.update("k", lambda record: record, archive=said)
+    old = MemoryItem("Grows marigolds.", id="old")
+    new = MemoryItem("Grows roses.", id="new")
+
+    def seed(record: ConversationRecord) -> ConversationRecord:
+        return replace(
+            record,
+            summary="They grow marigolds and like tea.",
+            items=(replace(old, superseded_by="new"), new),
+            message_count=451,
+        )
+
+    await store.update("k", seed)
+    items, messages, in_summary = await memory.matching("k", "marigold")
+    assert ([i.id for i in items], len(messages), in_summary) == (["old"], 50, True)
+    assert await memory.forget_matching("k", "marigolds") == (1, 450)
+    record = await store.load("k")
+    assert record.summary == ""
+    assert [i.id for i in record.items] == ["new"]
+    assert await store.search("k", ["marigold"], 500) == []
+    assert [m.content for m in await store.search("k", ["nothing"], 10)] == [
+        "nothing to do with it"
+    ]

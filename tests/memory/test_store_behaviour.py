@@ -1,10 +1,13 @@
 """One behaviour suite for the store interface, run against every backend with the same asserts."""
 
 import asyncio
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from memory import ConversationMemory, ConversationRecord, MemoryStore
+from memory import ConversationMemory, ConversationRecord, MemoryStore, Message
+from memory.conversation import EXPORT_FORMAT
 from tests.conftest import StoreFactory, conversation_memory
 
 pytestmark = pytest.mark.integration
@@ -247,3 +250,64 @@ async def test_forgetting_a_memory_keeps_its_marks(store_factory: StoreFactory) 
     assert await store.load("k") == ConversationRecord(key="k")
     assert await store.archived("k", 10) == []
     assert await store.count_marks("k", "delivery:", since=NOW, now=NOW + 1) == 1
+
+
+START = datetime(2026, 1, 5, 9, tzinfo=UTC)
+
+
+async def archive(store: MemoryStore, key: str, count: int, first: int = 0) -> list[str]:
+    """Archives `count` messages of `key`, a second apart, in writes of at most 500; their ids."""
+    messages = [
+        Message("user", f"note {n} of {key}", at=START + timedelta(seconds=n), id=f"{key}-m{n}")
+        for n in range(first, first + count)
+    ]
+    for start in range(0, count, 500):
+        written = messages[start : start + 500]
+
+        def counted(record: ConversationRecord, added: int = len(written)) -> ConversationRecord:
+            return replace(record, message_count=record.message_count + added, since=START)
+
+        await store.update(key, counted, archive=written)
+    return [m.id for m in messages]
+
+
+async def test_the_whole_archive_is_read_page_by_page_oldest_first(
+    store_factory: StoreFactory,
+) -> None:
+    """Past 1,000 messages and across many pages, nothing is left out and nothing repeats;
+    with a limit, the newest that many."""
+    store = await store_factory()
+    store.EXPORT_PAGE = 97  # type: ignore[attr-defined]  # both stores read exports in pages
+    everything = await archive(store, "k", 1203)
+    await archive(store, "other", 3)
+    assert [m.id for m in await store.archived("k")] == everything
+    assert [m.id for m in await store.archived("k", None)] == everything
+    for limit in (1, 96, 97, 98, 1202, 1203, 5000):
+        assert [m.id for m in await store.archived("k", limit)] == everything[-limit:], limit
+    assert await store.archived("k", 0) == []
+    assert await store.archived("nobody") == []
+
+
+async def test_an_export_holds_everything_kept(store_factory: StoreFactory) -> None:
+    store = await store_factory()
+    memory = memory_on(store, max_messages=4)
+    everything = await archive(store, "k", 1100)
+    await memory.remember_item("k", "I lead the Falcon budget review")
+    await memory.remember("k", "what did we decide?", "To ship in May.")
+    export = await memory.export("k")
+    assert export["format"] == EXPORT_FORMAT
+    assert [m["id"] for m in export["archive"]][:1100] == everything
+    assert export["archive_count"] == len(export["archive"]) == 1102
+    assert [m["content"] for m in export["archive"][-2:]] == [
+        "what did we decide?",
+        "To ship in May.",
+    ]
+    assert [m["content"] for m in export["recent_messages"]] == [
+        "what did we decide?",
+        "To ship in May.",
+    ]
+    assert export["recent_count"] == 2
+    assert [item["text"] for item in export["items"]] == ["I lead the Falcon budget review"]
+    assert export["item_count"] == 1
+    assert export["message_count"] == 1102
+    assert export["since"] == START.isoformat()

@@ -10,6 +10,7 @@ Tests POST these dicts to the bot's ``/api/messages``; the bot answers to ``serv
   ``conversationType``/``tenantId``, ``channelData.tenant`` and team/channel for channels,
   ``<at>MemoryBot</at>`` mention entity, ``clientInfo`` entity).
 * ``conversation_update`` / ``installation_update`` — membership and install events.
+* ``file_consent_invoke`` — Allow or Decline on a file consent card.
 
 IDs are derived deterministically from tenant/user/bot so repeated calls with the same
 arguments land in the same conversation (what a memory bot needs for multi-turn tests).
@@ -260,6 +261,46 @@ def teams_message(
             f"{bot_name}</span>&nbsp;{text}</p>"
         )
         activity["attachments"] = [{"contentType": "text/html", "content": html}]
+    return activity
+
+
+def file_consent_invoke(
+    action: Literal["accept", "decline"],
+    context: Any,
+    upload_info: dict[str, Any] | None = None,
+    *,
+    tenant_id: str = TENANT_ID,
+    aad_object_id: str = USER_AAD_OBJECT_ID,
+    conversation_type: ConversationType = "personal",
+    activity_id: str | None = None,
+    service_url: str = TEAMS_SERVICE_URL,
+    bot_app_id: str = BOT_APP_ID,
+    bot_name: str = BOT_NAME,
+    at: datetime | None = None,
+) -> Activity:
+    """Teams' ``fileConsent/invoke``: the person chose Allow (``accept``, with ``uploadInfo``:
+    the upload session Teams made in their OneDrive) or Decline on a file consent card;
+    ``context`` is the card's acceptContext or declineContext, as the client sends it back."""
+    activity = _teams_envelope(
+        "invoke",
+        conversation_type=conversation_type,
+        tenant_id=tenant_id,
+        aad_object_id=aad_object_id,
+        user_name=USER_NAME,
+        conversation_id=None,
+        team_id=None,
+        thread_id=None,
+        activity_id=activity_id or f"f:{_digest('consent', str(uuid.uuid4()), length=19)}",
+        service_url=service_url,
+        bot_app_id=bot_app_id,
+        bot_name=bot_name,
+        locale="en-US",
+        at=at,
+    )
+    activity["name"] = "fileConsent/invoke"
+    activity["value"] = {"type": "fileUpload", "action": action, "context": context}
+    if upload_info is not None:
+        activity["value"]["uploadInfo"] = upload_info
     return activity
 
 
