@@ -125,7 +125,9 @@ class Exporting:
             try:
                 await turn_context.send_activity(part)
             except Exception as error:
-                log.warning("export part %d of %d not sent: %s", sent + 1, len(parts), error)
+                log.warning(
+                    "export part %d of %d not sent: %s", sent + 1, len(parts), type(error).__name__
+                )
                 await turn_context.send_activity(
                     EXPORT_PARTS_FAILED.format(sent=sent, parts=len(parts))
                 )
@@ -151,10 +153,14 @@ class Exporting:
             await turn_context.send_activity(EXPORT_FILE_DECLINED)
             return
         upload = value.get("uploadInfo")
-        if not standing or not isinstance(upload, dict):
+        # Answered once: of two presses at once (two instances), the one that drops it uploads.
+        if (
+            not standing
+            or not isinstance(upload, dict)
+            or not await self.ledger.drop_question(key, _TOPIC)
+        ):
             await turn_context.send_activity(EXPORT_FILE_EXPIRED)
             return
-        await self.ledger.drop_question(key, _TOPIC)  # answered once
         body = await asyncio.to_thread(export_file, await self.memory.export(key))
         if len(body) > EXPORT_FILE_MAX_BYTES:
             await turn_context.send_activity(

@@ -17,7 +17,13 @@ from typing import Any
 from botbuilder.core import TurnContext
 
 from bots.replies import forget_confirmation
-from bots.wording import FORGET_CANCELLED, GROUP_FORGET, MATCHES_FORGOTTEN, wording_for
+from bots.wording import (
+    FORGET_BUTTON_EXPIRED,
+    FORGET_CANCELLED,
+    GROUP_FORGET,
+    MATCHES_FORGOTTEN,
+    wording_for,
+)
 from memory import ConversationMemory, Ledger
 from memory.ledger import Question
 
@@ -56,14 +62,14 @@ class Forgetting:
     async def pending(self, key: str, asker: str, sender_key: str) -> Question | None:
         """`key`'s question, if `asker` asked it recently enough for a typed **yes** and has
         said nothing since but this message (`sender_key`: whose deliveries the ledger counts)."""
-        return await self._standing_question(key, asker, sender_key)
+        return await self._standing_question(key, asker, sender_key, typed=True)
 
     async def answered_question(
         self, key: str, asker: str, sender_key: str, card_value: Any
     ) -> Question | None:
         """`key`'s standing question, if a card button's press answers it, by who asked it."""
         question_id = card_value.get("question") if isinstance(card_value, dict) else None
-        standing = await self._standing_question(key, asker, sender_key)
+        standing = await self._standing_question(key, asker, sender_key, typed=False)
         if (
             standing is None
             or not isinstance(question_id, str)
@@ -72,13 +78,15 @@ class Forgetting:
             return None
         return standing
 
-    async def _standing_question(self, key: str, asker: str, sender_key: str) -> Question | None:
+    async def _standing_question(
+        self, key: str, asker: str, sender_key: str, *, typed: bool
+    ) -> Question | None:
         question = await self.ledger.question(key, _TOPIC)
         if question is None or question.asker != asker:
             return None
-        # A typed yes is one message since the question; another one means they moved on.
-        # Button presses are not counted: pressing twice must not void the question.
-        if await self.ledger.said_since(sender_key, question.asked_at) > 1:
+        # Anything typed since the question means they moved on; a typed yes is itself one
+        # such message. Button presses are not counted: pressing twice must not void it.
+        if await self.ledger.said_since(sender_key, question.asked_at) > (1 if typed else 0):
             return None
         return question
 
@@ -92,7 +100,9 @@ class Forgetting:
     ) -> None:
         """Forgets what `question` asked about (everything, unless it names items and messages),
         or says nothing was forgotten. Raises StoreError if the store fails."""
-        await self.ledger.drop_question(key, _TOPIC)
+        if not await self.ledger.drop_question(key, _TOPIC):  # answered meanwhile, elsewhere
+            await turn_context.send_activity(FORGET_BUTTON_EXPIRED)
+            return
         if not confirmed:
             await turn_context.send_activity(FORGET_CANCELLED)
             return

@@ -110,8 +110,8 @@ class MemoryBot(TeamsActivityHandler):  # type: ignore[misc]
             try:
                 await self._route(turn_context, key, sender, group, action)
             except BaseException:
-                # Not handled after all: the channel's next delivery of it should be.
-                await self._give_back(sender, delivery, said)
+                if not turn_context.responded:  # not handled after all: the next delivery is
+                    await self._give_back(sender, delivery, said)
                 raise
 
     async def _admit(
@@ -269,7 +269,8 @@ class MemoryBot(TeamsActivityHandler):  # type: ignore[misc]
             answer = self.exporting.answer_consent(turn_context, key)
             await _handle(turn_context, answer, if_store_down=STORE_DOWN_WHILE_RUNNING_A_COMMAND)
         except BaseException:
-            await self._give_back(sender, delivery, said=False)
+            if not turn_context.responded:
+                await self._give_back(sender, delivery, said=False)
             raise
 
     async def on_message_update_activity(self, turn_context: TurnContext) -> None:

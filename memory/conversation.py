@@ -37,11 +37,9 @@ from memory.trimming import recent_window
 log = logging.getLogger(__name__)
 STOPPED_MARK = " [stopped here by the person]"
 """Ends a reply the person stopped, as kept: what they saw of it, and that it stopped there."""
-SUMMARY_BACKLOG_SECONDS = 30.0
+SUMMARY_BACKLOG_SECONDS = 30.0  # a summary that waited longer for a slot is logged
 _FORGET_BATCH = 200  # archived messages found and deleted per round by `forget_matching`
-_FORGET_ROUNDS = (
-    500  # at most 100,000 messages  # a summary that waited longer for a slot is logged
-)
+_FORGET_ROUNDS = 500  # at most 100,000 messages
 EXPORT_FORMAT = "memorybot-export/1"
 """The `format` of an export; its number changes with any change a reader must know of."""
 # How much each ranking counts when lexical and semantic recall are fused.

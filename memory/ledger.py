@@ -65,7 +65,7 @@ class Ledger:
 
     async def give_back(self, key: str, delivery: str, *, said: bool = True) -> None:
         """Releases a delivery whose handling failed, so the channel's next attempt is taken."""
-        await self.store.unmark(key, _name(delivery, said))
+        await self.store.unmark(key, _name(delivery, said))  # whether it stood: no matter
 
     async def taken_within(self, key: str, seconds: float) -> int:
         """How many deliveries `key` took in the last `seconds`."""
@@ -114,8 +114,10 @@ class Ledger:
         except (ValueError, KeyError, TypeError):
             return None  # not one this code wrote: no question stands
 
-    async def drop_question(self, key: str, topic: str) -> None:
-        await self.store.unmark(key, _QUESTION + topic)
+    async def drop_question(self, key: str, topic: str) -> bool:
+        """Drops `key`'s question on `topic`: True for the one caller that dropped it, so that
+        of two answers at once (two instances, a double press) one is acted on."""
+        return await self.store.unmark(key, _QUESTION + topic)
 
 
 def _name(delivery: str, said: bool) -> str:

@@ -154,6 +154,9 @@ class SQLiteStore(StoreBase):
         self._clock = clock
         self._purge_every = self.PURGE_EVERY if purge_every is None else purge_every
         self._purging: asyncio.Task[None] | None = None
+        # Messages forgotten one by one since the full-text index was last merged: merged in the
+        # background, and at the latest on close, so that a forget of many in rounds merges once.
+        self._merge_due = False
         self._db: sqlite3.Connection | None = None
         self._thread: ThreadPoolExecutor | None = None
         # Used on the store's thread only. A turn reads its record twice (for the prompt, then
@@ -752,8 +755,8 @@ class SQLiteStore(StoreBase):
         for start in range(0, len(ids), self.FORGET_CHUNK):
             chunk = list(ids[start : start + self.FORGET_CHUNK])
             await self._run("delete from SQLite", self._delete_messages, key, chunk)
-        if ids:  # no word of them left in the full-text index either
-            await self._merge_index("delete from SQLite")
+        if ids:  # no word of them left in the full-text index either, soon (see _merge_due)
+            self._merge_due = True
 
     def _delete_messages(self, key: str, ids: Sequence[str]) -> None:
         db = self._connection()
@@ -810,12 +813,15 @@ class SQLiteStore(StoreBase):
         )
         return _first(rows)
 
-    async def unmark(self, key: str, name: str) -> None:
+    async def unmark(self, key: str, name: str) -> bool:
         record_store_request()
-        await self._run("write to SQLite", self._unmark, key, name)
+        return await self._run("write to SQLite", self._unmark, key, name)
 
-    def _unmark(self, key: str, name: str) -> None:
-        self._connection().execute("DELETE FROM marks WHERE key = ? AND name = ?", (key, name))
+    def _unmark(self, key: str, name: str) -> bool:
+        deleted = self._connection().execute(
+            "DELETE FROM marks WHERE key = ? AND name = ?", (key, name)
+        )
+        return deleted.rowcount == 1
 
     async def count_marks(self, key: str, prefix: str, *, since: float, now: float) -> int:
         record_store_request()
@@ -885,8 +891,10 @@ class SQLiteStore(StoreBase):
                 while step >= self.PURGE_STEP:
                     step = await self.purge_expired(self.PURGE_STEP)
                     purged += step
-                if purged:
+                if purged or self._merge_due:
+                    self._merge_due = False
                     await self._merge_index("purge expired memory from SQLite")
+                if purged:
                     log.info("SQLite: %d expired records and messages deleted", purged)
             except Exception:  # a background task: logged, and tried again next time
                 log.exception("SQLite: expired memory not purged this time")
@@ -898,6 +906,10 @@ class SQLiteStore(StoreBase):
             purging.cancel()
             with suppress(asyncio.CancelledError):
                 await purging
+        if self._merge_due and self._thread is not None:
+            self._merge_due = False
+            with suppress(StoreError):  # closing goes on; the next open's forget merges
+                await self._merge_index("merge the full-text index")
         thread, self._thread = self._thread, None
         if thread is None:
             return

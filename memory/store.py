@@ -106,8 +106,9 @@ class MemoryStore(Protocol):
     async def marked(self, key: str, name: str, *, now: float) -> str | None:
         """The value of `key`'s mark `name` if it stands at `now`, else None."""
 
-    async def unmark(self, key: str, name: str) -> None:
-        """Removes `key`'s mark `name`; removing none is fine."""
+    async def unmark(self, key: str, name: str) -> bool:
+        """Removes `key`'s mark `name`: True when this call removed it (of two at once, one);
+        removing none is fine."""
 
     async def count_marks(self, key: str, prefix: str, *, since: float, now: float) -> int:
         """How many of `key`'s marks named `prefix`... standing at `now` were set at or after

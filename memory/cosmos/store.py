@@ -501,7 +501,7 @@ class CosmosStore(StoreBase):
             return None
         return item
 
-    async def unmark(self, key: str, name: str) -> None:
+    async def unmark(self, key: str, name: str) -> bool:
         container = self._open_container()
         try:
             await self._requests(
@@ -514,7 +514,8 @@ class CosmosStore(StoreBase):
                 expected={NOT_FOUND},
             )
         except CosmosHttpResponseError:
-            return
+            return False  # none stood, or another caller removed it first
+        return True
 
     async def count_marks(self, key: str, prefix: str, *, since: float, now: float) -> int:
         """One query in the key's marks partition; `kind` is indexed, the rest is read from the

@@ -143,8 +143,8 @@ class MarksInMemory:
         standing = self.marks.get((key, name))
         return standing[0] if standing is not None and standing[2] > now else None
 
-    async def unmark(self, key: str, name: str) -> None:
-        self.marks.pop((key, name), None)
+    async def unmark(self, key: str, name: str) -> bool:
+        return self.marks.pop((key, name), None) is not None
 
     async def count_marks(self, key: str, prefix: str, *, since: float, now: float) -> int:
         return sum(
@@ -490,3 +490,29 @@ async def test_a_redelivery_over_this_instances_limit_is_dropped_quietly() -> No
     message = emulator_message("hello", service_url=SERVICE_URL)
     assert await say(bot, message, message) == ["echo: hello"]
     assert await say(bot, "another") == [RATE_LIMITED.format(limit=1)]
+
+
+async def test_a_forget_button_pressed_after_another_message_forgets_nothing() -> None:
+    memory = StandInMemory()
+    confirm = card_answer("memorybot.forget.confirm")
+    texts = await say(bot_with(memory), "forget", "what's the weather?", confirm)
+    assert texts[-1] == FORGET_BUTTON_EXPIRED
+    assert memory.forgotten == []
+
+
+class FailingAfterReply(StandInMemory):
+    async def remember(
+        self, key: str, text: str, reply: str | None, *, author: str = "", stopped: bool = False
+    ) -> None:
+        raise RuntimeError("a bug after the answer went out")
+
+
+async def test_a_message_answered_before_its_handling_failed_is_not_answered_again() -> None:
+    marks = MarksInMemory()
+    message = emulator_message("hello", service_url=SERVICE_URL)
+    bot = bot_with(FailingAfterReply(), ledger=Ledger(cast(MemoryStore, marks)))
+    with pytest.raises(RuntimeError):
+        await say(bot, message)
+    assert (
+        await say(bot_with(StandInMemory(), ledger=Ledger(cast(MemoryStore, marks))), message) == []
+    )

@@ -89,6 +89,21 @@ async def test_a_forgotten_word_is_in_no_file_after_a_clean_close(tmp_path: Path
         await store.close()
 
 
+async def test_words_forgotten_one_message_at_a_time_are_in_no_file_after_a_clean_close(
+    tmp_path: Path,
+) -> None:
+    """`forget <words>`: the messages that hold them go in rounds; the index is merged once."""
+    directory = tmp_path / "data"
+    store = SQLiteStore(directory / "memory.db")
+    await store.open()
+    memory = await fill(store)
+    assert await memory.forget_matching("secret-keeper", SECRET) == (0, 41)
+    await store.close()
+    files = bytes_in(directory)
+    assert found_in(files, FORGOTTEN) == []
+    assert found_in(files, (KEPT,)) == [f"{KEPT} in memory.db"]
+
+
 async def test_a_forget_finishes_the_index_while_others_are_served(tmp_path: Path) -> None:
     """The index is merged in small steps after the rows are gone, each a hand-over of its own."""
     store = SQLiteStore(tmp_path / "memory.db")

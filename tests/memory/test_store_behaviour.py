@@ -213,8 +213,8 @@ async def test_a_mark_is_read_replaced_and_removed(store_factory: StoreFactory) 
     await store.mark("k", "question:forget", "second", now=NOW + 1, seconds=300, replace=True)
     assert await store.marked("k", "question:forget", now=NOW + 2) == "second"
     assert await store.marked("k", "question:forget", now=NOW + 301) is None  # expired
-    await store.unmark("k", "question:forget")
-    await store.unmark("k", "question:forget")  # removing none is fine
+    assert await store.unmark("k", "question:forget")
+    assert not await store.unmark("k", "question:forget")  # removing none is fine, and said
     assert await store.marked("k", "question:forget", now=NOW + 2) is None
 
 
