@@ -20,6 +20,7 @@ cut with a visible marker instead of pushing everything else out.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -288,11 +289,17 @@ def _quoted(text: str) -> str:
     (full-width brackets, letters split by invisible characters) are first made plain (NFKC,
     format characters dropped), a memory tag in any form is named instead, and any other angle
     bracket becomes a guillemet, so that no tag can be written at all."""
-    plain = "".join(
-        c for c in unicodedata.normalize("NFKC", text) if unicodedata.category(c) != "Cf"
-    )
+    plain = text if text.isascii() else _plain(text)
     defused = _MEMORY_TAG.sub("[memory tag]", _LINE_BREAKS.sub(" ⏎ ", plain))
     return defused.translate(_ANGLES)
+
+
+@functools.lru_cache(maxsize=4096)
+def _plain(text: str) -> str:
+    """`text` NFKC-normalised, without format characters (remembered texts recur from turn to
+    turn: each is read once)."""
+    normal = unicodedata.normalize("NFKC", text)
+    return "".join(c for c in normal if unicodedata.category(c) != "Cf")
 
 
 _ANGLES = str.maketrans({"<": "‹", ">": "›"})
