@@ -14,14 +14,16 @@ backend, and is driven over HTTP with Emulator activities. Per backend and bot:
    peak resident memory of the bot process (VmHWM), store requests per turn (Cosmos DB: counted
    by the server; SQLite: in-process, not counted), CPU per turn of each process;
 2. one conversation: one person, `--conversation-turns` turns in a row: the prompt tokens the
-   model received at turns 10, 100 and 1,000 (counted with `memory.tokens`), and the latency and
-   store requests per turn over the ten turns up to each;
+   model received at turns 10, 100, 1,000 and 10,000 (counted with `memory.tokens`), and the
+   latency and store requests per turn over the ten turns up to each;
 3. lost messages: `--concurrent-turns` turns of one person sent at once to a fresh bot whose
    window is raised to 100 messages (MEMORY_MAX_MESSAGES=100), then the store is read: a turn is
    lost when its user message is not in the stored record afterwards.
 
 The table shows each figure for the three bots and the ratios ours ÷ minimal and ours ÷
-original, then MemoryBot's targets. A warm-up of 20 turns precedes the load phase.
+original, then MemoryBot's targets. A warm-up of 20 turns precedes the load phase. MEMORY_*
+settings in this environment reach the bots of the load phase (say, MEMORY_EXTRACT_EVERY=0 to
+measure without memory items); one conversation also reports turn 10,000 when it is that long.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -343,7 +346,12 @@ async def measure(
 ) -> BotFigures:
     figures = BotFigures(bot=bot, backend=backend.name)
     tag = f"{backend.name}-{bot}"
-    env = bot_environment(fakes.model.base_url, scratch, **backend.environment(f"bench-{bot}-load"))
+    env = bot_environment(
+        fakes.model.base_url,
+        scratch,
+        **backend.environment(f"bench-{bot}-load"),
+        **memory_settings(),
+    )
     profile = options.profile / f"{tag}.prof" if options.profile else None
     process = BotProcess(bot, env, scratch, profile_to=profile, cpus=options.bot_cpus)
     await process.start()
@@ -600,6 +608,12 @@ def names(raw: str, allowed: Sequence[str], what: str) -> list[str]:
     if unknown or not chosen:
         raise argparse.ArgumentTypeError(f"{what}: choose from {', '.join(allowed)}")
     return chosen
+
+
+def memory_settings() -> dict[str, str]:
+    """MEMORY_* settings from this environment, for the bots under load (say, to measure with
+    MEMORY_EXTRACT_EVERY=0)."""
+    return {name: value for name, value in os.environ.items() if name.startswith("MEMORY_")}
 
 
 def main() -> None:
