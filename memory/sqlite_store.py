@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -52,6 +52,7 @@ from memory.terms import terms_of
 from telemetry import record_store_request
 
 T = TypeVar("T")
+_Matrix = np.ndarray[Any, np.dtype[np.float32]]
 log = logging.getLogger(__name__)
 # user_version of the file: 3 is the archive indexed by per-person stemmed terms
 # (`memory.terms`). Older files are re-indexed on open: version 2 (per-person terms, not
@@ -165,6 +166,8 @@ class SQLiteStore(StoreBase):
         self._decoded: OrderedDict[str, tuple[str, ConversationRecord]] = OrderedDict()
         # Also the store thread's only: the newest embeddings of recent people, by key and size.
         self._embeddings: OrderedDict[tuple[str, int], Embeddings] = OrderedDict()
+        # Where each kept matrix lives: a buffer with room to append, and the end of its rows.
+        self._buffers: dict[tuple[str, int], tuple[_Matrix, int]] = {}
         self._data_version = -1
 
     def describe(self) -> str:
@@ -518,6 +521,7 @@ class SQLiteStore(StoreBase):
         version = int(db.execute("PRAGMA data_version").fetchone()[0])
         if version != self._data_version:
             self._embeddings.clear()
+            self._buffers.clear()
             self._data_version = version
         cached = self._embeddings.get((key, dimensions))
         if cached is None:
@@ -531,7 +535,7 @@ class SQLiteStore(StoreBase):
             cached = Embeddings(
                 ids=tuple(row[0] for row in rows),
                 orders=tuple(-1 if row[2] is None else row[2] for row in rows),
-                matrix=matrix.reshape(len(rows), dimensions),
+                matrix=self._buffered(key, matrix.reshape(len(rows), dimensions)),
             )
         self._keep_embeddings(key, dimensions, cached)
         return cached
@@ -540,7 +544,8 @@ class SQLiteStore(StoreBase):
         self._embeddings[(key, dimensions)] = embeddings
         self._embeddings.move_to_end((key, dimensions))
         if len(self._embeddings) > self.EMBEDDED_PEOPLE:
-            self._embeddings.popitem(last=False)
+            dropped, _ = self._embeddings.popitem(last=False)
+            self._buffers.pop(dropped, None)
 
     def _add_embeddings(
         self, key: str, vectors: Mapping[str, Sequence[float]], positions: Mapping[str, int | None]
@@ -558,8 +563,38 @@ class SQLiteStore(StoreBase):
             self._embeddings[(key, dimensions)] = Embeddings(
                 ids=(*kept.ids, *(id_ for id_, _ in new))[-keep:],
                 orders=(*kept.orders, *(positions.get(id_) or -1 for id_, _ in new))[-keep:],
-                matrix=np.concatenate([kept.matrix, rows])[-keep:],
+                matrix=self._appended(key, kept.matrix, rows),
             )
+
+    def _buffered(self, key: str, matrix: _Matrix) -> _Matrix:
+        """`matrix` as the newest rows of a buffer with room for as many again, so that a turn's
+        new embeddings are written after them instead of the whole matrix being copied."""
+        buffer = np.empty((2 * self.NEWEST_EMBEDDED, matrix.shape[1]), dtype=np.float32)
+        buffer[: len(matrix)] = matrix
+        self._buffers[(key, matrix.shape[1])] = (buffer, len(matrix))
+        return buffer[: len(matrix)]
+
+    def _appended(self, key: str, kept: _Matrix, rows: _Matrix) -> _Matrix:
+        """`kept` with `rows` after it, the oldest past NEWEST_EMBEDDED left out: written into
+        the key's buffer, which is compacted (its newest rows moved to its start) when full,
+        once every NEWEST_EMBEDDED rows. The matrix handed out before is not used after."""
+        keep, dimensions = self.NEWEST_EMBEDDED, kept.shape[1]
+        buffer, end = self._buffers.get((key, dimensions), (None, 0))
+        if (
+            buffer is None
+            or len(rows) >= keep
+            or len(kept) != min(end, keep)
+            or not np.shares_memory(buffer, kept)
+        ):
+            return self._buffered(key, np.concatenate([kept, rows])[-keep:])
+        if end + len(rows) > len(buffer):
+            live = min(end, keep - len(rows))
+            buffer[:live] = buffer[end - live : end]
+            end = live
+        buffer[end : end + len(rows)] = rows
+        end += len(rows)
+        self._buffers[(key, dimensions)] = (buffer, end)
+        return buffer[max(0, end - keep) : end]
 
     def _messages(self, key: str, ids: Sequence[str]) -> list[Message]:
         if not ids:
@@ -743,6 +778,7 @@ class SQLiteStore(StoreBase):
     def _drop_embeddings(self, key: str) -> None:
         for kept in [k for k in self._embeddings if k[0] == key]:
             del self._embeddings[kept]
+            self._buffers.pop(kept, None)
 
     @staticmethod
     def _delete_rows(db: sqlite3.Connection, table: str, rowids: Sequence[int]) -> None:
@@ -921,6 +957,7 @@ class SQLiteStore(StoreBase):
     def _disconnect(self) -> None:
         self._decoded.clear()
         self._embeddings.clear()
+        self._buffers.clear()
         db, self._db = self._db, None
         if db is not None:
             try:  # the WAL emptied, so that nothing deleted is left in it

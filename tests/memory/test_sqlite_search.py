@@ -3,6 +3,7 @@ only the newest matches. The bounds are made small here so that a few dozen mess
 
 import hashlib
 import sqlite3
+import struct
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -230,3 +231,36 @@ async def test_a_file_indexed_without_word_stems_is_indexed_again_on_open(tmp_pa
         await reopened.close()
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+async def test_kept_embeddings_stay_the_newest_as_turns_append_to_them(tmp_path: Path) -> None:
+    """The newest embeddings are kept in memory and appended to each turn (in a buffer that is
+    compacted when full); what is kept must match the file's newest rows, turn after turn."""
+    store = SQLiteStore(tmp_path / "m.db")
+    store.NEWEST_EMBEDDED = 5
+    await store.open()
+
+    def in_the_file() -> tuple[list[str], list[list[float]]]:
+        rows = store._connection().execute(
+            "SELECT id, vector FROM vectors WHERE key = 'k' ORDER BY rowid DESC LIMIT 5"
+        )
+        newest = list(reversed(rows.fetchall()))
+        vectors = [struct.unpack("<3f", vector) for _, vector in newest]
+        return [id_ for id_, _ in newest], [list(v) for v in vectors]
+
+    try:
+        for n in range(23):
+            said = Message("user", f"note {n}")
+            vector = [float(n), 1.0, float(n % 3)]
+            await store.update(
+                "k", lambda record: record, archive=[said], vectors={said.id: vector}
+            )
+            if n == 0:  # the first search keeps them; later turns append to what is kept
+                await store.nearest("k", [1.0, 0.0, 0.0], 1)
+            kept = await store._run("read", store._embedded, "k", 3)
+            ids, vectors = await store._run("read", in_the_file)
+            assert list(kept.ids) == ids
+            assert kept.matrix.tolist() == vectors
+        assert ("k", 3) in store._buffers  # appended in the buffer, not read again
+    finally:
+        await store.close()
