@@ -68,32 +68,6 @@ class Context:
     """The recalled messages, by the number their line carries in the prompt."""
 
 
-def build_context(
-    system_prompt: str,
-    record: ConversationRecord,
-    text: str,
-    *,
-    budget: int,
-    recalled: Sequence[Message] = (),
-    neighbours: Mapping[str, Around] | None = None,
-    now: datetime | None = None,
-    author: str = "",
-    items: Sequence[MemoryItem] = (),
-) -> list[ChatMessage]:
-    """`assemble_context`'s messages alone."""
-    return assemble_context(
-        system_prompt,
-        record,
-        text,
-        budget=budget,
-        items=items,
-        recalled=recalled,
-        neighbours=neighbours,
-        now=now,
-        author=author,
-    ).messages
-
-
 def assemble_context(
     system_prompt: str,
     record: ConversationRecord,

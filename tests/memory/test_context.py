@@ -1,6 +1,7 @@
 """Prompt assembly: never over budget, oversized messages cut visibly, newest kept first."""
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -12,14 +13,19 @@ from memory.context import (
     MEMORY_HEADING,
     RECALL_HEADING,
     SUMMARY_HEADING,
-    build_context,
+    assemble_context,
 )
-from memory.records import ConversationRecord, Message
+from memory.records import ChatMessage, ConversationRecord, Message
 from memory.tokens import count_tokens, prompt_tokens
 
 pytestmark = pytest.mark.unit
 
 LAST_WEEK = datetime(2026, 11, 18, 9, 30, tzinfo=UTC)
+
+
+def build_context(*args: Any, **kwargs: Any) -> list[ChatMessage]:
+    """The prompt's messages alone (`assemble_context` also gives its numbered sources)."""
+    return assemble_context(*args, **kwargs).messages
 
 
 def turns(*pairs: tuple[str, str]) -> tuple[Message, ...]:
