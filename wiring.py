@@ -9,11 +9,12 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 from functools import lru_cache
+from typing import TypedDict
 
 from config import Settings
 from local_embeddings import LocalEmbeddings, LocalEmbeddingsUnavailable
 from memory import ConversationMemory, MemoryStore
-from memory.recall import Embed
+from memory.recall import Embed, WordVectors
 from memory.sqlite_store import SQLiteStore
 from model_client import ChatModel
 
@@ -63,25 +64,38 @@ def create_memory(
         extract_every=settings.memory_extract_every,
         item_ttl=timedelta(days=settings.memory_ttl_days),
         summarise=model.complete if summarise else None,
-        embed=embeddings_for(settings, model),
+        **semantic_recall(settings, model),
     )
 
 
-def embeddings_for(settings: Settings, model: ChatModel) -> Embed | None:
+class SemanticRecall(TypedDict, total=False):
+    """What ConversationMemory compares meanings with, besides lexical search."""
+
+    embed: Embed
+    words: WordVectors
+
+
+def semantic_recall(settings: Settings, model: ChatModel) -> SemanticRecall:
     """The configured embeddings deployment; else, in the embedded default (SQLite), the local
-    model that ships with the bot (offline, CPU). On Cosmos DB without a deployment, none:
-    comparing there means reading a person's newest embeddings in every turn's request, which
-    costs request units an operator did not ask for. None, and lexical recall only, also if the
-    local model cannot be read."""
+    model that ships with the bot (offline, CPU), with its word vectors. On Cosmos DB without a
+    deployment, none: comparing there means reading a person's newest embeddings in every
+    turn's request, which costs request units an operator did not ask for. None, and lexical
+    recall only, also if the local model cannot be read."""
     if model.can_embed:
-        return model.embed
+        return {"embed": model.embed}
     if settings.memory_store != "sqlite":
-        return None
+        return {}
     try:
-        return local_embeddings().embed
+        return local_recall()
     except LocalEmbeddingsUnavailable as error:
         log.warning("no local embeddings (%s): recall is lexical only", error)
-        return None
+        return {}
+
+
+def local_recall() -> SemanticRecall:
+    """The embedded default's semantic recall: the local model's sentence and word vectors."""
+    local = local_embeddings()
+    return {"embed": local.embed, "words": local.words}
 
 
 def describe_embeddings(settings: Settings, model: ChatModel) -> str:

@@ -61,14 +61,13 @@ from bench.dialogues import CATEGORIES, Conversation, Item, Question, build_dial
 from bench.minilm import cached_embedder
 from memory import ChatMessage, ConversationMemory, MemoryStore
 from memory.items import EXTRACTION_INSTRUCTIONS
-from memory.recall import Embed
 from memory.sqlite_store import SQLiteStore
 from memory.summary import Complete
 from memory.terms import terms_of
 from memory.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_PROMPT, count_tokens
 from tests.conftest import cosmos_store_on, new_database_name
 from tests.support.cosmos_server import CosmosServer
-from wiring import local_embeddings
+from wiring import SemanticRecall, local_recall
 
 BUDGETS = (1000, 2000, 4000)
 SYSTEM_PROMPT = "You are MemoryBot, a helpful assistant in Microsoft Teams."
@@ -93,7 +92,7 @@ EXTRACT_EVERY = 4  # MEMORY_EXTRACT_EVERY's default
 
 
 def memory_for(
-    store: MemoryStore, budget: int, embed: Embed | None, extract: Complete | None = None
+    store: MemoryStore, budget: int, recall: SemanticRecall, extract: Complete | None = None
 ) -> ConversationMemory:
     """The memory under test: the one place that knows ConversationMemory's constructor. With
     `extract` (the model's part), it extracts items every EXTRACT_EVERY messages."""
@@ -106,7 +105,7 @@ def memory_for(
         summary_concurrency=4,
         extract_every=EXTRACT_EVERY if extract else 0,
         summarise=extract,
-        embed=embed,
+        **recall,
     )
 
 
@@ -298,7 +297,7 @@ async def measure_memory(
     conversations: list[Conversation],
     results: Results,
     open_store: Callable[[str], MemoryStore],
-    variants: Sequence[tuple[str, Embed | None]],
+    variants: Sequence[tuple[str, SemanticRecall]],
     *,
     items: bool = False,
 ) -> None:
@@ -308,14 +307,14 @@ async def measure_memory(
     message also counts as recalled when the prompt shows a standing item it is a source of."""
     for conversation in conversations:
         contents = {m.id: m.content() for m in conversation.messages}
-        for name, embed in variants:
+        for name, recall in variants:
             store = open_store(f"{conversation.id}-{list(results).index(name)}")
             await store.open()
             try:
                 key = f"bench/{conversation.id}"
                 began = time.perf_counter()
                 extract = OracleExtractor(conversation) if items else None
-                replay = memory_for(store, BUDGETS[0], embed, extract)
+                replay = memory_for(store, BUDGETS[0], recall, extract)
                 for message in conversation.messages:
                     at = datetime.fromisoformat(message.timestamp)
                     await replay.remember(key, message.content(), None, at=at)
@@ -325,7 +324,7 @@ async def measure_memory(
                 await replay.close()
                 replayed = time.perf_counter() - began
                 for budget in BUDGETS:
-                    memory = memory_for(store, budget, embed, extract)
+                    memory = memory_for(store, budget, recall, extract)
                     for question in conversation.questions:
                         prompt = await memory.prompt_for(key, question.question)
                         shown = "\n".join(m["content"] for m in prompt[:-1])
@@ -409,14 +408,14 @@ async def main_async(arguments: argparse.Namespace) -> None:
     conversations = select(
         build_dialogues(arguments.seed, arguments.conversations), arguments.quick
     )
-    variants: list[tuple[str, Embed | None]] = [
-        (LEXICAL, None),
-        (DEFAULT, local_embeddings().embed),
+    variants: list[tuple[str, SemanticRecall]] = [
+        (LEXICAL, {}),
+        (DEFAULT, local_recall()),
     ]
     if arguments.semantic:
-        variants.append((SEMANTIC, cached_embedder()))
-    control = [(KEEPING_NOTHING[name], embed) for name, embed in variants]
-    oracle = [(WITH_ITEMS[name], embed) for name, embed in variants]
+        variants.append((SEMANTIC, {"embed": cached_embedder()}))
+    control = [(KEEPING_NOTHING[name], recall) for name, recall in variants]
+    oracle = [(WITH_ITEMS[name], recall) for name, recall in variants]
     names = [LAST_N, BM25_REF, *(name for name, _ in variants)]
     if arguments.items == "oracle":
         names += [name for name, _ in (*control, *oracle)]

@@ -44,6 +44,11 @@ RECALL_HEADING = (
     "were said, each with its number. Where your answer relies on one of them, cite it by its "
     "number in brackets after the sentence, like [2]:"
 )
+NEIGHBOUR_DISCOUNT = 3
+# Filling recall stops when less room is left than the shortest line takes ("[9] they said: ok"
+# and its line break), or when this many offers in a row did not fit.
+_SHORTEST_LINE = 8
+_MISFITS = 16
 CONVERSATION_GAP = timedelta(minutes=30)  # a longer pause ends a conversation
 _SHARE_OF_BUDGET_PER_PART = 4  # summary, recent window and any one message: a quarter each
 # Remembered text is quoted one line per message: no line break inside it can start a line
@@ -197,25 +202,34 @@ def _recall(
         day = message.at.date().isoformat()
         heading = 0 if day in days else count_tokens(f"{day}:") + 1
         # Numbered as the last line so far: its number is as long as any before it.
-        return heading + fit_to_tokens(_line(message, len(chosen) + 1), line_cap, CUT_MARKER)[1] + 1
+        return heading + _line_tokens(message, len(chosen) + 1, line_cap) + 1
 
-    for hit in recalled:
-        if hit.id in shown or hit.id in chosen:
-            continue
-        price = cost(hit)
-        if price > room:
-            continue  # a shorter one further down may still fit
+    # A hit's neighbours are worth less than the hit: they wait behind the hits ranked up to
+    # NEIGHBOUR_DISCOUNT times as low (with 3, the 2nd hit's neighbours come after the 6th hit),
+    # and come only with their hit.
+    offers: list[tuple[float, Message, int, str]] = []
+    for rank, hit in enumerate(recalled):
+        offers.append((rank, hit, 0, hit.id))
         before, after = neighbours.get(hit.id, (None, None))
-        for message, side in ((hit, 0), (before, -1), (after, 1)):
-            if message is None or message.id in shown or message.id in chosen:
-                continue
-            price = cost(message)
-            if price > room:
-                continue
-            chosen[message.id] = (message, side)
-            days.add(message.at.date().isoformat())
-            room -= price
-            spent += price
+        for message, side in ((before, -1), (after, 1)):
+            if message is not None:
+                offers.append((NEIGHBOUR_DISCOUNT * (rank + 1) - 0.5, message, side, hit.id))
+    offers.sort(key=lambda offer: offer[0])  # stable: a hit before its own neighbours
+    misfits = 0
+    for _, message, side, hit_id in offers:
+        if message.id in shown or message.id in chosen or (side and hit_id not in chosen):
+            continue
+        if room < _SHORTEST_LINE or misfits >= _MISFITS:
+            break  # full, or as good as: the rest are not counted for nothing
+        price = cost(message)
+        if price > room:
+            misfits += 1
+            continue  # a shorter one further down may still fit
+        misfits = 0
+        chosen[message.id] = (message, side)
+        days.add(message.at.date().isoformat())
+        room -= price
+        spent += price
     # A reply shares its question's time: the side keeps them in the order they were said.
     ordered = sorted(chosen.values(), key=lambda entry: (entry[0].at, entry[1]))
     return [message for message, _ in ordered], spent if chosen else 0
@@ -244,18 +258,33 @@ def _recall_block(chosen: Sequence[Message], line_cap: int) -> str:
         if message.at.date().isoformat() != day:
             day = message.at.date().isoformat()
             lines.append(f"{day}:")
-        lines.append(fit_to_tokens(_line(message, number), line_cap, CUT_MARKER)[0])
+        line = _line(message, number)
+        if _line_tokens(message, number, line_cap) >= line_cap:  # perhaps too long: cut it
+            line = fit_to_tokens(line, line_cap, CUT_MARKER)[0]
+        lines.append(line)
     return "\n".join(lines)
 
 
 def _line(message: Message, number: int) -> str:
+    return f"{_label(message, number)} {_quoted(message.content)}"
+
+
+def _label(message: Message, number: int) -> str:
     if message.role == "assistant":
         speaker = "you answered"
     elif message.author:
         speaker = f"{_quoted(message.author)} said"
     else:
         speaker = "they said"
-    return f"[{number}] {speaker}: {_quoted(message.content)}"
+    return f"[{number}] {speaker}:"
+
+
+def _line_tokens(message: Message, number: int, line_cap: int) -> int:
+    """What `_line` costs once fitted to `line_cap`, without counting the whole line: the tokenizer
+    splits text at the label's colon and the space after it whatever follows, so the line's
+    count is its label's plus its text's (counted once per text, however it is numbered)."""
+    tokens = count_tokens(_label(message, number)) + count_tokens(" " + _quoted(message.content))
+    return min(tokens, line_cap)
 
 
 def _quoted(text: str) -> str:

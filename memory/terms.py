@@ -37,6 +37,7 @@ STOPWORDS = frozenset(
     """.split()
 )
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?", re.UNICODE)
+_WRITTEN_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?")
 _STEMMER = Stemmer.Stemmer("english")
 
 
@@ -55,3 +56,15 @@ def terms_of(text: str) -> list[str]:
 @lru_cache(maxsize=65_536)
 def _stem(word: str) -> str:
     return str(_STEMMER.stemWord(word))
+
+
+@lru_cache(maxsize=8192)
+def content_words(text: str) -> tuple[str, ...]:
+    """`text`'s words as written, in order, without stop words and single letters: what a
+    static embeddings model should read of it (`terms_of` gives the stems that search
+    reads)."""
+    return tuple(
+        word
+        for word in _WRITTEN_WORD.findall(text)
+        if len(word) > 1 and word.lower().replace("’", "'").removesuffix("'s") not in STOPWORDS
+    )

@@ -54,6 +54,16 @@ def test_bots_know_no_concrete_store(module: str) -> None:
     assert {name for name in imported_by(module) if name.startswith(concrete)} == set()
 
 
+def test_the_local_model_knows_only_memorys_words_and_contracts() -> None:
+    # It reads words as memory does (memory.terms) and fills memory's Words (memory.recall);
+    # nothing of Teams, settings, wiring, stores or the model client.
+    forbidden = {"app", "config", "bots", "model_client", "wiring", "replay_tool", "botbuilder"}
+    loaded = imported_by("local_embeddings")
+    assert {name for name in loaded if name.split(".")[0] in forbidden | {"openai"}} == set()
+    named = {name for name in _imports(ROOT / "local_embeddings.py") if name.startswith("memory")}
+    assert named == {"memory", "memory.terms", "memory.recall"}
+
+
 def test_only_the_model_client_imports_openai() -> None:
     product = [*ROOT.glob("*.py"), *ROOT.glob("bots/**/*.py"), *ROOT.glob("memory/**/*.py")]
     importers = {str(path.relative_to(ROOT)) for path in product if "openai" in _imports(path)}

@@ -12,6 +12,7 @@ import pytest
 
 import local_embeddings
 from local_embeddings import LocalEmbeddings, LocalEmbeddingsUnavailable
+from memory.terms import content_words
 
 pytestmark = pytest.mark.unit
 
@@ -155,3 +156,31 @@ async def test_a_corrupt_weights_file_is_a_clear_error(
 
     with pytest.raises(LocalEmbeddingsUnavailable, match="cannot read"):
         await LocalEmbeddings().embed([DOG])
+
+
+async def test_grammar_words_do_not_make_a_question_resemble_small_talk(
+    model: LocalEmbeddings,
+) -> None:
+    # A plain mean of every token weighs "what", "did" and "the" as much as the words that
+    # carry the meaning; only content words are embedded.
+    # Embedding every token, each of these questions was closer to the small talk.
+    for question, fact, small_talk in [
+        ("Where did he move to?", "moved into a flat in Leeds last month", "where did you go?"),
+        (
+            "Which band is he going to see?",
+            "got tickets to see Arctic Monkeys at the arena",
+            "what did they say?",
+        ),
+    ]:
+        asked, answer, chat = await model.embed([question, fact, small_talk])
+        assert np.dot(asked, answer) > np.dot(asked, chat), question
+    assert content_words("What kind of animal did Priya's family take in?") == (
+        "kind",
+        "animal",
+        "Priya's",
+        "family",
+        "take",
+    )
+    # Nothing but stop words: embedded as it is, not as nothing.
+    [hi] = await model.embed(["Hi!"])
+    assert np.linalg.norm(hi) == pytest.approx(1.0)

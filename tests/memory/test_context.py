@@ -1,7 +1,7 @@
 """Prompt assembly: never over budget, oversized messages cut visibly, newest kept first."""
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from hypothesis import given, settings
@@ -13,6 +13,8 @@ from memory.context import (
     MEMORY_HEADING,
     RECALL_HEADING,
     SUMMARY_HEADING,
+    _line,
+    _line_tokens,
     assemble_context,
 )
 from memory.records import ChatMessage, ConversationRecord, Message
@@ -21,6 +23,7 @@ from memory.tokens import count_tokens, prompt_tokens
 pytestmark = pytest.mark.unit
 
 LAST_WEEK = datetime(2026, 11, 18, 9, 30, tzinfo=UTC)
+ROLES: list[Literal["user", "assistant"]] = ["user", "assistant"]
 
 
 def build_context(*args: Any, **kwargs: Any) -> list[ChatMessage]:
@@ -190,6 +193,49 @@ def test_a_recalled_message_brings_its_neighbours() -> None:
     assert recall.index("Which city") < recall.index("Porto") < recall.index("Lovely choice")
 
 
+def test_neighbours_wait_behind_better_hits() -> None:
+    # Room for exactly the three best hits: they take it, not the best hit's neighbours.
+    day = LAST_WEEK - timedelta(days=2)
+    hits = [Message("user", f"hit number {n} about the trip", day) for n in range(4)]
+    around = {hits[0].id: (Message("assistant", "before zero", day), None)}
+    record = ConversationRecord(key="k", messages=turns(("hi", "hello")))
+
+    def recall_at(budget: int, neighbours: dict[str, Any]) -> str:
+        prompt = build_context(
+            "system", record, "trip?", budget=budget, recalled=hits, neighbours=neighbours
+        )
+        return prompt[1]["content"] if len(prompt) > 3 else ""
+
+    budget = next(b for b in range(100, 2000) if hits[2].content in recall_at(b, {}))
+    assert hits[3].content not in recall_at(budget, {})
+    recall = recall_at(budget, around)
+    assert all(hit.content in recall for hit in hits[:3])
+    assert "before zero" not in recall
+    # With more room the neighbour comes, before its hit.
+    roomy = recall_at(budget + 40, around)
+    assert roomy.index("before zero") < roomy.index(hits[0].content)
+
+
+def test_a_neighbour_never_comes_without_its_hit() -> None:
+    # The hit is in the recent window already: recall shows neither it nor its neighbour.
+    day = LAST_WEEK - timedelta(days=2)
+    record = ConversationRecord(key="k", messages=turns(("we fly to Porto", "lovely")))
+    hit = record.messages[0]
+    other = Message("user", "the hotel is near the river", day)
+    prompt = build_context(
+        "system",
+        record,
+        "trip?",
+        budget=2000,
+        recalled=[hit, other],
+        neighbours={hit.id: (Message("assistant", "so where to?", day), None)},
+    )
+    recall = prompt[1]["content"]
+    assert other.content in recall
+    assert "so where to?" not in recall
+    assert "] they said: we fly to Porto" not in recall
+
+
 @pytest.mark.parametrize(
     "forged",
     [
@@ -212,3 +258,18 @@ def test_no_form_of_a_closing_tag_in_remembered_text_closes_the_quotation(forged
     assert "<" not in inner
     assert ">" not in inner
     assert "memory" not in inner.replace("[memory tag]", "").lower()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.text(max_size=60),
+    number=st.integers(1, 999),
+    role=st.sampled_from(ROLES),
+)
+def test_a_lines_cost_is_its_label_and_its_text_counted_apart(
+    text: str, number: int, role: Literal["user", "assistant"]
+) -> None:
+    # Recall counts each text once, however it is numbered: that relies on the tokenizer
+    # splitting a line after its label's colon whatever follows.
+    message = Message(role, text, LAST_WEEK)
+    assert _line_tokens(message, number, 10_000) == count_tokens(_line(message, number))

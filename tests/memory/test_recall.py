@@ -1,0 +1,70 @@
+"""Recall's rankings with the real local model: word-by-word matching and the speaker label."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from memory.recall import meaning_of, meaning_of_message, rank_by_words
+from memory.records import Candidate, Message
+from wiring import local_embeddings
+
+pytestmark = pytest.mark.unit
+
+AT = datetime(2026, 5, 3, 18, 0, tzinfo=UTC)
+
+
+def candidates(*texts: str) -> list[Candidate]:
+    return [Candidate(Message("user", text, AT), order=n) for n, text in enumerate(texts)]
+
+
+def test_a_word_buried_in_a_long_message_still_matches() -> None:
+    # The message's mean vector is about the weekend; its one word about the animal is what
+    # the question asks for.
+    found = candidates(
+        "How was your weekend?",
+        "Busy! We drove out to the coast on Saturday, the traffic was awful, had fish and chips "
+        "on the pier, then on Sunday we picked up a rescue greyhound from the shelter, and the "
+        "kids stayed up far too late",
+        "The weekend flew by, we just cleaned the flat and watched films",
+        "Did you have a good weekend in the end?",
+    )
+    ranked = rank_by_words("What kind of animal did they take in?", found, local_embeddings().words)
+    assert "greyhound" in ranked[0].message.content
+
+
+def test_nothing_to_compare_keeps_the_order() -> None:
+    words = local_embeddings().words
+    found = candidates("ok", "Hi!", "we booked Porto")
+    assert rank_by_words("what?", found, words) == found  # the question has no content words
+    assert rank_by_words("anything", [], words) == []
+    ranked = rank_by_words("Which city did they book?", found, words)
+    assert ranked[0].message.content == "we booked Porto"  # "ok" and "Hi!" have no words at all
+
+
+def test_a_speaker_label_is_not_what_a_message_says() -> None:
+    assert meaning_of("Priya: we adopted a greyhound") == "we adopted a greyhound"
+    assert meaning_of("Dr. Sam Li: the results are in") == "the results are in"
+    assert meaning_of("https://example.com/a: b") == "https://example.com/a: b"
+    assert meaning_of("10: 30 works") == "10: 30 works"
+    assert meaning_of("Note:") == "Note:"  # nothing after the label: kept as it is
+    # The bot's own answers carry no speaker label: "Summary: …" is what it said.
+    assert meaning_of_message(Message("assistant", "Summary: ok", AT)) == "Summary: ok"
+    assert meaning_of_message(Message("user", "Sam: ok then", AT)) == "ok then"
+
+
+def test_the_word_cache_starting_over_changes_no_ranking(monkeypatch: pytest.MonkeyPatch) -> None:
+    import local_embeddings as module
+
+    model = module.LocalEmbeddings()
+    found = candidates(*(f"message {n} about topic{n} and greyhound{n % 7}" for n in range(40)))
+    found.append(Candidate(Message("user", "we adopted a dog", AT), order=40))
+    expected = rank_by_words("Which pet did they adopt?", found, model.words)
+    monkeypatch.setattr(module, "WORD_CACHE", 16)  # far fewer than the words of one call
+    fresh = module.LocalEmbeddings()
+    assert rank_by_words("Which pet did they adopt?", found, fresh.words) == expected
+    monkeypatch.setattr(module, "WORD_CACHE", 100)  # room for one call's words, not two
+    cached = module.LocalEmbeddings()
+    others = candidates(*(f"unrelated{n} words{n}" for n in range(30)))
+    for _ in range(2):
+        assert rank_by_words("Which pet did they adopt?", found, cached.words) == expected
+        rank_by_words("Something else entirely?", others, cached.words)  # starts over
