@@ -58,11 +58,22 @@ def _stem(word: str) -> str:
     return str(_STEMMER.stemWord(word))
 
 
-@lru_cache(maxsize=8192)
 def content_words(text: str) -> tuple[str, ...]:
     """`text`'s words as written, in order, without stop words and single letters: what a
     static embeddings model should read of it (`terms_of` gives the stems that search
-    reads)."""
+    reads). Remembered for short texts, which recur from turn to turn."""
+    return _cached_content_words(text) if len(text) <= _CACHED_CHARS else _content_words(text)
+
+
+_CACHED_CHARS = 2000
+
+
+@lru_cache(maxsize=8192)
+def _cached_content_words(text: str) -> tuple[str, ...]:
+    return _content_words(text)
+
+
+def _content_words(text: str) -> tuple[str, ...]:
     return tuple(
         word
         for word in _WRITTEN_WORD.findall(text)

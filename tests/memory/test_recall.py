@@ -6,6 +6,7 @@ import pytest
 
 from memory.recall import meaning_of, meaning_of_message, rank_by_words
 from memory.records import Candidate, Message
+from memory.terms import content_words
 from wiring import local_embeddings
 
 pytestmark = pytest.mark.unit
@@ -47,6 +48,9 @@ def test_a_speaker_label_is_not_what_a_message_says() -> None:
     assert meaning_of("https://example.com/a: b") == "https://example.com/a: b"
     assert meaning_of("10: 30 works") == "10: 30 works"
     assert meaning_of("Note:") == "Note:"  # nothing after the label: kept as it is
+    long = "Sam: " + "word " * 100_000
+    assert meaning_of(long) == long[5:]
+    assert content_words(long) == ("Sam", *("word",) * 100_000)  # not cached, but the same
     # The bot's own answers carry no speaker label: "Summary: …" is what it said.
     assert meaning_of_message(Message("assistant", "Summary: ok", AT)) == "Summary: ok"
     assert meaning_of_message(Message("user", "Sam: ok then", AT)) == "ok then"
