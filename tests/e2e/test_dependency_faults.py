@@ -150,10 +150,13 @@ async def test_a_person_joining_a_chat_is_not_looked_up_nor_answered_with_an_apo
 
 @contextlib.contextmanager
 def locked_for_writing(path: Path) -> Iterator[sqlite3.Connection]:
-    """Another process (a backup, a migration, a second bot) holds SQLite's write lock."""
-    other = sqlite3.connect(path, isolation_level=None, timeout=0)
+    """Another process (a backup, a migration, a second bot) holds SQLite's write lock.
+
+    Taking it waits out the bot's own brief writes (its start-up purge of expired rows)."""
+    other = sqlite3.connect(path, isolation_level=None, timeout=5)
     try:
         other.execute("BEGIN IMMEDIATE")
+        other.execute("PRAGMA busy_timeout = 0")  # held now: nothing else to wait for
         yield other
         if other.in_transaction:
             other.execute("ROLLBACK")
