@@ -131,7 +131,7 @@ class LocalEmbeddings:
         short texts take well under a millisecond once their words have been seen."""
         model = self._loaded()
         with self._lock:
-            return self._words.words(model, [content_words(text)[:MAX_WORDS] for text in texts])
+            return self._words.words(model, [content_words(text, MAX_WORDS) for text in texts])
 
     def _loaded(self) -> _Model:
         model = self._model
@@ -208,8 +208,9 @@ def _unit_vectors(model: _Model, words: Sequence[str]) -> Vectors:
 
 
 def _content(text: str) -> str:
-    """What of `text` is embedded: its content words, or, when it has none ("Hi!"), itself."""
-    return " ".join(content_words(text)) or text
+    """What of `text` is embedded: its content words, or, when it has none ("Hi!"), itself;
+    no more of either than MAX_TOKENS could use."""
+    return " ".join(content_words(text, MAX_TOKENS)) or text[: MAX_TOKENS * 8]
 
 
 def _package_folder() -> Path:

@@ -61,6 +61,7 @@ from bench.dialogues import CATEGORIES, Conversation, Item, Question, build_dial
 from bench.minilm import cached_embedder
 from memory import ChatMessage, ConversationMemory, MemoryStore
 from memory.items import EXTRACTION_INSTRUCTIONS
+from memory.recall import speaker_labels
 from memory.sqlite_store import SQLiteStore
 from memory.summary import Complete
 from memory.terms import terms_of
@@ -92,11 +93,15 @@ EXTRACT_EVERY = 4  # MEMORY_EXTRACT_EVERY's default
 
 
 def memory_for(
-    store: MemoryStore, budget: int, recall: SemanticRecall, extract: Complete | None = None
+    store: MemoryStore,
+    budget: int,
+    recall: SemanticRecall,
+    extract: Complete | None = None,
+    speakers: frozenset[str] = frozenset(),
 ) -> ConversationMemory:
     """The memory under test: the one place that knows ConversationMemory's constructor. With
     `extract` (the model's part), it extracts items every EXTRACT_EVERY messages."""
-    return ConversationMemory(
+    memory = ConversationMemory(
         store,
         system_prompt=SYSTEM_PROMPT,
         max_messages=20,
@@ -107,6 +112,8 @@ def memory_for(
         summarise=extract,
         **recall,
     )
+    memory.speaker_labels = speakers  # as the replay tool sets them from its transcript
+    return memory
 
 
 _KEPT = re.compile(r"^- id (?P<id>\S+) \([^)]*\): (?P<text>.*)$", re.MULTILINE)
@@ -314,7 +321,8 @@ async def measure_memory(
                 key = f"bench/{conversation.id}"
                 began = time.perf_counter()
                 extract = OracleExtractor(conversation) if items else None
-                replay = memory_for(store, BUDGETS[0], recall, extract)
+                speakers = speaker_labels(contents.values())
+                replay = memory_for(store, BUDGETS[0], recall, extract, speakers)
                 for message in conversation.messages:
                     at = datetime.fromisoformat(message.timestamp)
                     await replay.remember(key, message.content(), None, at=at)
@@ -324,7 +332,7 @@ async def measure_memory(
                 await replay.close()
                 replayed = time.perf_counter() - began
                 for budget in BUDGETS:
-                    memory = memory_for(store, budget, recall, extract)
+                    memory = memory_for(store, budget, recall, extract, speakers)
                     for question in conversation.questions:
                         prompt = await memory.prompt_for(key, question.question)
                         shown = "\n".join(m["content"] for m in prompt[:-1])

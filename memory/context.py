@@ -11,8 +11,9 @@ How the budget is shared:
 - the recent window takes what the current conversation needs: its messages back to the last
   pause of more than CONVERSATION_GAP (at least the last exchange), at most a quarter of the
   budget;
-- recalled messages take the rest, best first, each with the message before and after it (often
-  the question it answers, or the answer) where they fit; none of what the window shows;
+- recalled messages take the rest, best first; the best hits bring the message before and after
+  them (often the question a hit answers, or the answer) where they fit behind better hits;
+  none of what the window shows;
 - what recall leaves unused goes to older recent messages.
 No single message, summary or line may take more than a quarter of the budget: a longer one is
 cut with a visible marker instead of pushing everything else out.

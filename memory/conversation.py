@@ -94,6 +94,11 @@ class ConversationMemory:
         self.summarise = summarise
         self.embed = embed
         self.words = words
+        # Labels that name who speaks at the start of messages, as in a replayed transcript
+        # ("Priya: …"): left out of what is compared by meaning (`memory.recall.meaning_of`).
+        # The replay tool sets them from its transcript; in Teams the speaker is never in the
+        # text.
+        self.speaker_labels: frozenset[str] = frozenset()
         # Older messages each ranking finds: about twice what fits in the budget (most are 15 to
         # 60 tokens, and some of the best are shown anyway), within a bound on the work per
         # turn. A ranking that finds more lets the fused one fill the prompt with better lines.
@@ -137,7 +142,7 @@ class ConversationMemory:
             rankings, weights = [lexical, semantic], list(RANKING_WEIGHTS)
             if self.words is not None:
                 pool = list({c.message.id: c for c in (*lexical, *semantic)}.values())
-                rankings.append(rank_by_words(text, pool, self.words))
+                rankings.append(rank_by_words(text, pool, self.words, self.speaker_labels))
                 weights.append(WORDS_WEIGHT)
             hits = fuse(rankings, self.recall_limit, weights)
         return assemble_context(
@@ -281,7 +286,7 @@ class ConversationMemory:
         if self.embed is None:
             return None
         try:
-            [vector] = await self.embed([meaning_of(text)])
+            [vector] = await self.embed([meaning_of(text, self.speaker_labels)])
         except Exception as error:
             log.warning("embedding failed, lexical recall only: %s", type(error).__name__)
             return None
@@ -291,7 +296,9 @@ class ConversationMemory:
         if self.embed is None:
             return None
         try:
-            vectors = await self.embed([meaning_of_message(m) for m in messages])
+            vectors = await self.embed(
+                [meaning_of_message(m, self.speaker_labels) for m in messages]
+            )
         except Exception as error:
             log.warning("embedding failed, archived without: %s", type(error).__name__)
             return None

@@ -36,18 +36,40 @@ Vectors = np.ndarray[Any, np.dtype[np.float32]]
 # A transcript's speaker label at the start of a message ("Priya: ", "Dr. Sam Li: "): up to three
 # words that start with a letter, then a colon and a space (so "https://…" and "10: 30" are not).
 _LABEL_CHARS = 120  # a label is looked for in a message's first characters only
-_SPEAKER_LABEL = re.compile(r"\s*[^\W\d_][\w.'’-]*(?: [^\W\d_][\w.'’-]*){0,2}:\s+")
+_SPEAKER_LABEL = re.compile(r"\s*([^\W\d_][\w.'’-]*(?: [^\W\d_][\w.'’-]*){0,2}):\s+")
+# A label is a speaker's when it starts at least this many of a transcript's messages, and at
+# least this share of them.
+_SPEAKER_MESSAGES = 3
+_SPEAKER_SHARE = 0.2
 
 
-def meaning_of(text: str) -> str:
-    """What `text` says, for comparing meanings by embeddings: without a leading speaker label.
+def speaker_labels(texts: Iterable[str]) -> frozenset[str]:
+    """The labels that name who speaks in a transcript of `texts` ("Priya: …", "Sam: …"): those
+    that start at least a fifth of the messages (and three). A label that starts one message
+    ("Wifi password: hunter2") is what the message says, not who says it."""
+    counts: dict[str, int] = {}
+    total = 0
+    for text in texts:
+        total += 1
+        label = _SPEAKER_LABEL.match(text[:_LABEL_CHARS])
+        if label is not None:
+            counts[label.group(1)] = counts.get(label.group(1), 0) + 1
+    least = max(_SPEAKER_MESSAGES, _SPEAKER_SHARE * total)
+    return frozenset(label for label, count in counts.items() if count >= least)
 
-    A label names who speaks, not what is said; in a replayed transcript it starts half of the
-    messages, and embedded with them it pulls every message of that speaker towards any
+
+def meaning_of(text: str, speakers: frozenset[str] = frozenset()) -> str:
+    """What `text` says, for comparing meanings by embeddings: without a leading label that
+    names one of `speakers` (`speaker_labels`).
+
+    A speaker's label names who speaks, not what is said; in a replayed transcript it starts
+    every message, and embedded with them it pulls every message of that speaker towards any
     question that names them (on the recall benchmark it cut what semantic recall found in its
     best 60 by more than half)."""
+    if not speakers:
+        return text
     label = _SPEAKER_LABEL.match(text[:_LABEL_CHARS])
-    if label is None or label.end() == len(text):
+    if label is None or label.group(1) not in speakers or label.end() == len(text):
         return text
     return text[label.end() :]
 
@@ -74,9 +96,9 @@ class Words:
 WordVectors = Callable[[Sequence[str]], Words]
 
 
-def meaning_of_message(message: Message) -> str:
+def meaning_of_message(message: Message, speakers: frozenset[str] = frozenset()) -> str:
     """`meaning_of` a person's message; the bot's own answers carry no speaker label."""
-    return meaning_of(message.content) if message.role == "user" else message.content
+    return meaning_of(message.content, speakers) if message.role == "user" else message.content
 
 
 def query_terms(text: str) -> list[str]:
@@ -151,7 +173,10 @@ def most_similar(matrix: Vectors, query: Sequence[float], limit: int) -> list[in
 
 
 def rank_by_words(
-    question: str, candidates: Sequence[Candidate], words: WordVectors
+    question: str,
+    candidates: Sequence[Candidate],
+    words: WordVectors,
+    speakers: frozenset[str] = frozenset(),
 ) -> list[Candidate]:
     """Candidates best first by how closely their words match the question's, word by word.
 
@@ -164,10 +189,16 @@ def rank_by_words(
     if not candidates:
         return []
     # One call, so that a word has the same id in the question and in the candidates.
-    every = words([meaning_of(question), *(meaning_of_message(c.message) for c in candidates)])
+    every = words(
+        [
+            meaning_of(question, speakers),
+            *(meaning_of_message(c.message, speakers) for c in candidates),
+        ]
+    )
     asked = int(every.counts[0])
     counts = every.counts[1:]
-    scores = np.zeros(len(candidates), dtype=np.float32)
+    # A message with no content words ("ok thanks!") says nothing: it comes last.
+    scores = np.full(len(candidates), -1.0, dtype=np.float32)
     present = counts > 0
     if asked and present.any():
         starts = (np.cumsum(counts) - counts)[present]
@@ -176,7 +207,8 @@ def rank_by_words(
         # Each distinct word compared once (einsum, not `@`: see most_similar), then looked up.
         distinct = np.einsum("ij,kj->ik", every.vectors[asked_rows], every.vectors)
         similarity = distinct[:, found_rows]
-        closest = np.maximum.reduceat(similarity, starts, axis=1)
+        # Unrelated words can be a little opposed: no closer than unrelated counts as unrelated.
+        closest = np.maximum(np.maximum.reduceat(similarity, starts, axis=1), 0.0)
         holds = np.add.reduceat(found_ids[None, :] == asked_ids[:, None], starts, axis=1) > 0
         held = holds.sum(axis=1)
         count = len(candidates)

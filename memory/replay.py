@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from memory.conversation import ConversationMemory
+from memory.recall import speaker_labels
 
 
 class ReplayInputError(Exception):
@@ -80,6 +81,8 @@ async def replay(
     memory: ConversationMemory, turns: Sequence[Turn], questions: Sequence[str], out: TextIO
 ) -> None:
     key = f"replay/{uuid.uuid4().hex}"
+    # Who speaks, where the transcript says so at the start of messages ("Priya: …").
+    memory.speaker_labels = speaker_labels(turn.user for turn in turns)
     try:
         for turn in turns:
             await memory.remember(key, turn.user, turn.reply, at=turn.at)

@@ -11,8 +11,10 @@ items keep the terms they were written with.
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
+from collections.abc import Iterator
 from functools import lru_cache
 
 import Stemmer
@@ -58,24 +60,32 @@ def _stem(word: str) -> str:
     return str(_STEMMER.stemWord(word))
 
 
-def content_words(text: str) -> tuple[str, ...]:
-    """`text`'s words as written, in order, without stop words and single letters: what a
-    static embeddings model should read of it (`terms_of` gives the stems that search
-    reads). Remembered for short texts, which recur from turn to turn."""
-    return _cached_content_words(text) if len(text) <= _CACHED_CHARS else _content_words(text)
+def content_words(text: str, limit: int | None = None) -> tuple[str, ...]:
+    """`text`'s words as written, in order, without stop words, single letters and runs too long
+    to be a word: what a static embeddings model should read of it (`terms_of` gives the stems
+    that search reads); at most the first `limit`. Remembered for short texts, which recur from
+    turn to turn; a long text is read only as far as `limit` words."""
+    if len(text) <= _CACHED_CHARS:
+        words = _cached_content_words(text)
+        return words if limit is None else words[:limit]
+    return tuple(itertools.islice(_content_words(text), limit))
 
 
 _CACHED_CHARS = 2000
+_LONGEST_WORD = 40  # longer runs of letters are not words anyone looks for
 
 
 @lru_cache(maxsize=8192)
 def _cached_content_words(text: str) -> tuple[str, ...]:
-    return _content_words(text)
+    return tuple(_content_words(text))
 
 
-def _content_words(text: str) -> tuple[str, ...]:
-    return tuple(
-        word
-        for word in _WRITTEN_WORD.findall(text)
-        if len(word) > 1 and word.lower().replace("’", "'").removesuffix("'s") not in STOPWORDS
-    )
+def _content_words(text: str) -> Iterator[str]:
+    for found in _WRITTEN_WORD.finditer(text):
+        word = found.group()
+        if 1 < len(word) <= _LONGEST_WORD and _plain(word) not in STOPWORDS:
+            yield word
+
+
+def _plain(word: str) -> str:
+    return word.lower().replace("’", "'").removesuffix("'s")

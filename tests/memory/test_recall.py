@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from memory.recall import meaning_of, meaning_of_message, rank_by_words
+from memory.recall import meaning_of, meaning_of_message, rank_by_words, speaker_labels
 from memory.records import Candidate, Message
 from memory.terms import content_words
 from wiring import local_embeddings
@@ -42,18 +42,37 @@ def test_nothing_to_compare_keeps_the_order() -> None:
     assert ranked[0].message.content == "we booked Porto"  # "ok" and "Hi!" have no words at all
 
 
-def test_a_speaker_label_is_not_what_a_message_says() -> None:
-    assert meaning_of("Priya: we adopted a greyhound") == "we adopted a greyhound"
-    assert meaning_of("Dr. Sam Li: the results are in") == "the results are in"
-    assert meaning_of("https://example.com/a: b") == "https://example.com/a: b"
-    assert meaning_of("10: 30 works") == "10: 30 works"
-    assert meaning_of("Note:") == "Note:"  # nothing after the label: kept as it is
+def test_a_transcripts_speaker_labels_are_not_what_its_messages_say() -> None:
+    transcript = [
+        "Priya: we adopted a greyhound",
+        "Sam: no way!",
+        "Priya: called Pixie",
+        "Wifi password: hunter2",  # once: what the message says, not who says it
+        "Sam: love it",
+        "Dr. Sam Li: the results are in",
+        "Priya: so shy though",
+        "Sam: aww",
+    ]
+    speakers = speaker_labels(transcript)
+    assert speakers == {"Priya", "Sam"}
+    assert meaning_of("Priya: we adopted a greyhound", speakers) == "we adopted a greyhound"
+    assert meaning_of("Wifi password: hunter2", speakers) == "Wifi password: hunter2"
+    assert meaning_of("Priya: we adopted a greyhound") == "Priya: we adopted a greyhound"
+    assert meaning_of("Priya:", speakers) == "Priya:"  # nothing after the label: kept
+    assert speaker_labels(["https://example.com/a: b"] * 5 + ["10: 30 works"] * 5) == set()
     long = "Sam: " + "word " * 100_000
-    assert meaning_of(long) == long[5:]
-    assert content_words(long) == ("Sam", *("word",) * 100_000)  # not cached, but the same
-    # The bot's own answers carry no speaker label: "Summary: …" is what it said.
-    assert meaning_of_message(Message("assistant", "Summary: ok", AT)) == "Summary: ok"
-    assert meaning_of_message(Message("user", "Sam: ok then", AT)) == "ok then"
+    assert meaning_of(long, speakers) == long[5:]
+    assert content_words(long, 3) == ("Sam", "word", "word")  # read no further than asked
+    assert content_words("a " + "x" * 41 + " greyhound") == ("greyhound",)  # no such word
+    # The bot's own answers carry no speaker label: "Sam: …" is what it said.
+    assert meaning_of_message(Message("assistant", "Sam: ok", AT), speakers) == "Sam: ok"
+    assert meaning_of_message(Message("user", "Sam: ok then", AT), speakers) == "ok then"
+
+
+def test_a_message_that_says_nothing_comes_after_one_that_says_something_else() -> None:
+    found = candidates("ok thanks!", "", "we went hiking", "I adopted a greyhound")
+    ranked = rank_by_words("what animal did I adopt?", found, local_embeddings().words)
+    assert [c.message.content for c in ranked[:2]] == ["I adopted a greyhound", "we went hiking"]
 
 
 def test_the_word_cache_starting_over_changes_no_ranking(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,17 +1,22 @@
 """`python -m memory replay`: what the bot would send the model after living through a talk."""
 
 import asyncio
+import io
 import json
 import os
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from memory.context import MEMORY_HEADING, SUMMARY_HEADING
+from memory.replay import Turn, replay
+from memory.sqlite_store import SQLiteStore
 from memory.summary import INSTRUCTIONS
 from memory.tokens import prompt_tokens
+from tests.conftest import conversation_memory
 from tests.support.fake_openai import FakeOpenAI
 
 pytestmark = pytest.mark.integration
@@ -109,3 +114,29 @@ async def test_a_bad_transcript_line_is_named_and_nothing_is_printed(tmp_path: P
     assert out == ""
     assert "line 2" in err
     assert "Traceback" not in err
+
+
+async def test_a_transcripts_speakers_are_compared_by_what_they_say(tmp_path: Path) -> None:
+    # Two people replayed as one ("Priya: …", "Sam: …"): their names are left out of what is
+    # embedded, and a label that starts one message stays.
+    store = SQLiteStore(tmp_path / "m.db")
+    await store.open()
+    asked: list[str] = []
+
+    async def embed(texts: Sequence[str]) -> list[list[float]]:
+        asked.extend(texts)
+        return [[1.0, float(len(text))] for text in texts]
+
+    memory = conversation_memory(store, system_prompt="s", max_messages=4, embed=embed)
+    lines = ["Priya: we adopted a greyhound", "Sam: no way", "Wifi password: hunter2"] * 2
+    turns = [Turn(text, None, None) for text in [*lines, "Priya: ok", "Sam: ok"]]
+    out = io.StringIO()
+    try:
+        await replay(memory, turns, ["What pet?"], out)
+    finally:
+        await memory.close()
+        await store.close()
+    assert "we adopted a greyhound" in asked
+    assert "Wifi password: hunter2" in asked
+    assert not any(text.startswith(("Priya:", "Sam:")) for text in asked)
+    assert json.loads(out.getvalue())["question"] == "What pet?"
