@@ -32,7 +32,6 @@ from memory.recall import (
     WordVectors,
     fuse,
     meaning_of,
-    meaning_of_message,
     query_terms,
     rank_by_words,
     rank_items,
@@ -297,7 +296,7 @@ class ConversationMemory:
             return None
         try:
             vectors = await self.embed(
-                [meaning_of_message(m, self.speaker_labels) for m in messages]
+                [meaning_of(m.content, self.speaker_labels) for m in messages]
             )
         except Exception as error:
             log.warning("embedding failed, archived without: %s", type(error).__name__)

@@ -18,7 +18,7 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
-from memory.records import Candidate, Match, MemoryItem, Message
+from memory.records import Candidate, Match, MemoryItem
 from memory.terms import terms_of
 
 MAX_QUERY_TERMS = 12
@@ -94,11 +94,6 @@ class Words:
 # Word vectors from a local static model (`local_embeddings.LocalEmbeddings.words`): cheap and
 # synchronous, so that a turn's candidates can be compared word by word.
 WordVectors = Callable[[Sequence[str]], Words]
-
-
-def meaning_of_message(message: Message, speakers: frozenset[str] = frozenset()) -> str:
-    """`meaning_of` a person's message; the bot's own answers carry no speaker label."""
-    return meaning_of(message.content, speakers) if message.role == "user" else message.content
 
 
 def query_terms(text: str) -> list[str]:
@@ -192,7 +187,7 @@ def rank_by_words(
     every = words(
         [
             meaning_of(question, speakers),
-            *(meaning_of_message(c.message, speakers) for c in candidates),
+            *(meaning_of(c.message.content, speakers) for c in candidates),
         ]
     )
     asked = int(every.counts[0])

@@ -82,7 +82,8 @@ async def replay(
 ) -> None:
     key = f"replay/{uuid.uuid4().hex}"
     # Who speaks, where the transcript says so at the start of messages ("Priya: …").
-    memory.speaker_labels = speaker_labels(turn.user for turn in turns)
+    said = (text for turn in turns for text in (turn.user, turn.reply) if text is not None)
+    memory.speaker_labels = speaker_labels(said)
     try:
         for turn in turns:
             await memory.remember(key, turn.user, turn.reply, at=turn.at)

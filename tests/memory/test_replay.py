@@ -130,6 +130,8 @@ async def test_a_transcripts_speakers_are_compared_by_what_they_say(tmp_path: Pa
     memory = conversation_memory(store, system_prompt="s", max_messages=4, embed=embed)
     lines = ["Priya: we adopted a greyhound", "Sam: no way", "Wifi password: hunter2"] * 2
     turns = [Turn(text, None, None) for text in [*lines, "Priya: ok", "Sam: ok"]]
+    # The other person may be replayed as the assistant: their labels count too.
+    turns.append(Turn("Priya: and you?", "Sam: we got a cat", None))
     out = io.StringIO()
     try:
         await replay(memory, turns, ["What pet?"], out)
@@ -137,6 +139,7 @@ async def test_a_transcripts_speakers_are_compared_by_what_they_say(tmp_path: Pa
         await memory.close()
         await store.close()
     assert "we adopted a greyhound" in asked
+    assert "we got a cat" in asked
     assert "Wifi password: hunter2" in asked
     assert not any(text.startswith(("Priya:", "Sam:")) for text in asked)
     assert json.loads(out.getvalue())["question"] == "What pet?"
