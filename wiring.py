@@ -76,38 +76,47 @@ class SemanticRecall(TypedDict, total=False):
 
 
 def semantic_recall(settings: Settings, model: ChatModel) -> SemanticRecall:
-    """The configured embeddings deployment; else, in the embedded default (SQLite), the local
-    model that ships with the bot (offline, CPU), with its word vectors. On Cosmos DB without a
-    deployment, none: comparing there means reading a person's newest embeddings in every
-    turn's request, which costs request units an operator did not ask for. None, and lexical
-    recall only, also if the local model cannot be read."""
-    if model.can_embed:
-        return {"embed": model.embed}
-    if settings.memory_store != "sqlite":
-        return {}
+    """What memory compares meanings with, as the settings say (`recall_for`)."""
+    return recall_for(settings.memory_store, model.embed if model.can_embed else None)
+
+
+def recall_for(store: str, deployment: Embed | None) -> SemanticRecall:
+    """Semantic recall on `store` ("sqlite" or "cosmos") with an embeddings `deployment` or none.
+
+    - Word by word, with the local model that ships with the bot (offline, CPU), whatever the
+      store and the deployment: it re-ranks the candidates the searches read anyway, with no
+      request to any service.
+    - Embeddings: the deployment; else, in the embedded default (SQLite), the local model's. On
+      Cosmos DB without a deployment, none: comparing there means reading a person's newest
+      embeddings in every turn's request, which costs request units an operator did not ask for.
+    Without the local model (its package unreadable), the deployment's embeddings only."""
+    recall: SemanticRecall = {"embed": deployment} if deployment is not None else {}
     try:
-        return local_recall()
+        local = local_embeddings()
     except LocalEmbeddingsUnavailable as error:
-        log.warning("no local embeddings (%s): recall is lexical only", error)
-        return {}
+        log.warning("no local embeddings (%s): no word-by-word recall", error)
+        return recall
+    recall["words"] = local.words
+    if deployment is None and store == "sqlite":
+        recall["embed"] = local.embed
+    return recall
 
 
 def local_recall() -> SemanticRecall:
-    """The embedded default's semantic recall: the local model's sentence and word vectors."""
-    local = local_embeddings()
-    return {"embed": local.embed, "words": local.words}
+    """The embedded default's semantic recall (SQLite, nothing configured)."""
+    return recall_for("sqlite", None)
 
 
 def describe_embeddings(settings: Settings, model: ChatModel) -> str:
-    """For the start-up line: which embeddings semantic recall uses."""
+    """For the start-up line: what semantic recall uses."""
+    recall = semantic_recall(settings, model)
     if model.can_embed:
-        return "the configured embeddings deployment"
-    if settings.memory_store != "sqlite":
-        return "none (configure an embeddings deployment)"
-    try:
-        return local_embeddings().describe()
-    except LocalEmbeddingsUnavailable:
-        return "none (lexical recall only)"
+        embeddings = "the configured embeddings deployment"
+    elif "embed" in recall:
+        embeddings = local_embeddings().describe()
+    else:
+        embeddings = "none (configure an embeddings deployment)"
+    return embeddings + ("; word by word with the local model" if "words" in recall else "")
 
 
 @lru_cache(maxsize=1)

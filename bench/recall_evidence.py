@@ -13,10 +13,12 @@ category, at budgets of 1,000, 2,000 and 4,000 tokens.
 Two references use the same budgets: "last-N trimming" (the most recent messages that fit: what
 a plain recent window holds) and "BM25 over every message" (pure-Python BM25 over the whole
 conversation, best first, until the budget's tokens are used; an upper-ish reference for lexical
-recall). Memory is measured three ways: lexical recall alone, the embedded default (lexical
-recall and the local static embeddings the bot uses when no embeddings deployment is
-configured), and with --semantic, all-MiniLM-L6-v2 embeddings (bench/minilm.py; install
-bench/requirements.txt first) standing in for an embeddings deployment. With --store cosmos,
+recall). Memory is measured three ways: lexical recall alone; nothing configured, as the bot
+recalls on the store when no embeddings deployment is configured (`wiring.recall_for`: on
+SQLite the local model's embeddings and word-by-word ranking, on Cosmos DB word-by-word ranking
+of the lexical matches); and with --semantic, all-MiniLM-L6-v2 embeddings (bench/minilm.py;
+install bench/requirements.txt first) standing in for an embeddings deployment, with the local
+model's word-by-word ranking as the bot adds it. With --store cosmos,
 the local Cosmos DB API server the tests use (Node.js and `npm ci` needed). --quick: 2
 conversations, 160 questions, for a test suite.
 
@@ -68,7 +70,7 @@ from memory.terms import terms_of
 from memory.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_PROMPT, count_tokens
 from tests.conftest import cosmos_store_on, new_database_name
 from tests.support.cosmos_server import CosmosServer
-from wiring import SemanticRecall, local_recall
+from wiring import SemanticRecall, recall_for
 
 BUDGETS = (1000, 2000, 4000)
 SYSTEM_PROMPT = "You are MemoryBot, a helpful assistant in Microsoft Teams."
@@ -77,12 +79,12 @@ QUICK_QUESTIONS = 80  # per conversation
 LAST_N = "last-N trimming (reference)"
 BM25_REF = "BM25 over every message (reference)"
 LEXICAL = "memory: recall, lexical only"
-DEFAULT = "memory: nothing configured (lexical + local static embeddings)"
-SEMANTIC = "memory: lexical + MiniLM embeddings (an embeddings deployment's stand-in)"
+DEFAULT = "memory: nothing configured (as the bot on this store)"
+SEMANTIC = "memory: MiniLM embeddings (an embeddings deployment's stand-in)"
 WITH_ITEMS = {  # each memory strategy's name with oracle items (--items oracle)
     LEXICAL: "memory + oracle items: recall, lexical only",
-    DEFAULT: "memory + oracle items: nothing configured (lexical + local static embeddings)",
-    SEMANTIC: "memory + oracle items: lexical + MiniLM embeddings",
+    DEFAULT: "memory + oracle items: nothing configured",
+    SEMANTIC: "memory + oracle items: MiniLM embeddings",
 }
 KEEPING_NOTHING = {  # the control: extraction on, but the extractor keeps no item
     LEXICAL: "memory + extraction keeping nothing (control): lexical only",
@@ -418,10 +420,10 @@ async def main_async(arguments: argparse.Namespace) -> None:
     )
     variants: list[tuple[str, SemanticRecall]] = [
         (LEXICAL, {}),
-        (DEFAULT, local_recall()),
+        (DEFAULT, recall_for(arguments.store, None)),
     ]
     if arguments.semantic:
-        variants.append((SEMANTIC, {"embed": cached_embedder()}))
+        variants.append((SEMANTIC, recall_for(arguments.store, cached_embedder())))
     control = [(KEEPING_NOTHING[name], recall) for name, recall in variants]
     oracle = [(WITH_ITEMS[name], recall) for name, recall in variants]
     names = [LAST_N, BM25_REF, *(name for name, _ in variants)]

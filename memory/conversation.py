@@ -36,7 +36,14 @@ from memory.recall import (
     rank_by_words,
     rank_items,
 )
-from memory.records import ChatMessage, ConversationRecord, MemoryItem, Message, utc_now
+from memory.records import (
+    Candidate,
+    ChatMessage,
+    ConversationRecord,
+    MemoryItem,
+    Message,
+    utc_now,
+)
 from memory.store import MemoryStore
 from memory.summary import Complete, summary_prompt
 from memory.terms import terms_of
@@ -132,18 +139,20 @@ class ConversationMemory:
             self.store.load_ranked(key, [text], self.recall_limit, self.neighboured_hits),
             self._embedding_of(text),
         )
-        hits = lexical
+        rankings: list[list[Candidate]] = [lexical]
+        weights = [RANKING_WEIGHTS[0]]
         if vector is not None and self.recall_limit > 0:
             shown = frozenset(m.id for m in record.unsummarised)
             semantic = await self.store.nearest_ranked(
                 key, vector, self.recall_limit, self.neighboured_hits, shown
             )
-            rankings, weights = [lexical, semantic], list(RANKING_WEIGHTS)
-            if self.words is not None:
-                pool = list({c.message.id: c for c in (*lexical, *semantic)}.values())
-                rankings.append(rank_by_words(text, pool, self.words, self.speaker_labels))
-                weights.append(WORDS_WEIGHT)
-            hits = fuse(rankings, self.recall_limit, weights)
+            rankings.append(semantic)
+            weights.append(RANKING_WEIGHTS[1])
+        if self.words is not None and self.recall_limit > 0:
+            pool = list({c.message.id: c for ranking in rankings for c in ranking}.values())
+            rankings.append(rank_by_words(text, pool, self.words, self.speaker_labels))
+            weights.append(WORDS_WEIGHT)
+        hits = fuse(rankings, self.recall_limit, weights) if len(rankings) > 1 else lexical
         return assemble_context(
             self.system_prompt,
             record,
