@@ -93,11 +93,10 @@ class MemoryBot(TeamsActivityHandler):  # type: ignore[misc]
         action = card_action_in(activity.value)
         if group and action is None and not mentions_bot(activity):
             return  # in groups the bot speaks only when spoken to
-        key = memory_key_for(activity)
-        sender = sender_key_for(activity)
-        if key is None or sender is None:
-            await turn_context.send_activity(UNKNOWN_SENDER)
+        who = await _who(turn_context)
+        if who is None:
             return
+        key, sender = who
         delivery = delivery_id_for(activity)
         said = action is None  # typed, not a card's button
         if not self.rate_limiter.allow(sender):  # this instance's own count: costs no request
@@ -253,11 +252,10 @@ class MemoryBot(TeamsActivityHandler):  # type: ignore[misc]
         answered by `Exporting` for the memory of whoever pressed it. The invoke is answered
         200 whatever happened; the person reads what did."""
         activity = turn_context.activity
-        key = memory_key_for(activity)
-        sender = sender_key_for(activity)
-        if key is None or sender is None:
-            await turn_context.send_activity(UNKNOWN_SENDER)
+        who = await _who(turn_context)
+        if who is None:
             return
+        key, sender = who
         delivery = delivery_id_for(activity)
         try:
             if not await self.ledger.take(sender, delivery, said=False):
@@ -278,6 +276,17 @@ class MemoryBot(TeamsActivityHandler):  # type: ignore[misc]
 
     async def on_message_delete_activity(self, turn_context: TurnContext) -> None:
         return  # nor a deleted one: `forget …` forgets what was said
+
+
+async def _who(turn_context: TurnContext) -> tuple[str, str] | None:
+    """The activity's memory key and sender; None, once the person has been told, when either
+    cannot be told."""
+    key = memory_key_for(turn_context.activity)
+    sender = sender_key_for(turn_context.activity)
+    if key is None or sender is None:
+        await turn_context.send_activity(UNKNOWN_SENDER)
+        return None
+    return key, sender
 
 
 def _loggable(value: object, limit: int = 64) -> str:

@@ -11,6 +11,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,6 +22,7 @@ from azure.cosmos.exceptions import CosmosHttpResponseError
 from config import Settings
 from memory import ConversationMemory, MemoryStore
 from memory.cosmos import CLOSE_GRACE_SECONDS, CosmosStore
+from memory.records import ConversationRecord, Message
 from memory.sqlite_store import SQLiteStore
 from tests.support.cosmos_server import CosmosServer, CosmosServerError
 
@@ -89,6 +91,20 @@ def conversation_memory(store: MemoryStore, **options: Any) -> ConversationMemor
         "extract_every": defaults.memory_extract_every,
     }
     return ConversationMemory(store, **{**limits, **options})
+
+
+async def write_turn(store: MemoryStore, key: str, archive: list[Message]) -> None:
+    """A turn's write: the record's window and count, the messages archived with embeddings."""
+
+    def with_them(record: ConversationRecord) -> ConversationRecord:
+        return replace(
+            record,
+            messages=(*record.messages, *archive)[-2:],
+            message_count=record.message_count + len(archive),
+        )
+
+    vectors = {m.id: [1.0, float(n)] for n, m in enumerate(archive)}
+    await store.update(key, with_them, archive=archive, vectors=vectors)
 
 
 def new_database_name() -> str:

@@ -315,21 +315,26 @@ async def test_a_tenant_named_by_another_channel_is_not_believed() -> None:
     assert await say(bot, teams_message("hello", service_url=SERVICE_URL)) != [TENANT_REFUSED]
 
 
+GROUP = "19:team-room@thread.v2"
+
+
+def in_group(text: str, member: str, value: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`text` said in the group chat GROUP by `member`, mentioning the bot; with a button's
+    `value`, a press."""
+    said = teams_message(
+        text,
+        conversation_type="groupChat",
+        conversation_id=GROUP,
+        aad_object_id=member,
+        mention_bot=True,
+        service_url=SERVICE_URL,
+    )
+    return said | ({"value": value} if value else {})
+
+
 async def test_a_forget_button_works_for_who_asked_that_question_only() -> None:
     memory = StandInMemory()
     bot = bot_with(memory)
-    group = "19:team-room@thread.v2"
-
-    def in_group(text: str, member: str, value: dict[str, Any] | None = None) -> dict[str, Any]:
-        said = teams_message(
-            text,
-            conversation_type="groupChat",
-            conversation_id=group,
-            aad_object_id=member,
-            mention_bot=True,
-            service_url=SERVICE_URL,
-        )
-        return said | ({"value": value} if value else {})
 
     asker, other = "11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"
     confirm = {"action": "memorybot.forget.confirm", "question": LAST_CARD}
@@ -453,19 +458,7 @@ async def test_a_store_failure_while_answering_a_file_consent_gets_its_sentence(
 async def test_another_members_keep_does_not_void_the_question_and_a_double_press_forgets() -> None:
     memory = StandInMemory()
     bot = bot_with(memory)
-    group = "19:team-room@thread.v2"
     asker, other = "11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"
-
-    def in_group(text: str, member: str, value: dict[str, Any] | None = None) -> dict[str, Any]:
-        said = teams_message(
-            text,
-            conversation_type="groupChat",
-            conversation_id=group,
-            aad_object_id=member,
-            mention_bot=True,
-            service_url=SERVICE_URL,
-        )
-        return said | ({"value": value} if value else {})
 
     keep = {"action": "memorybot.forget.cancel", "question": "not the one asked"}
     confirm = {"action": "memorybot.forget.confirm", "question": LAST_CARD}

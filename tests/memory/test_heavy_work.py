@@ -6,7 +6,6 @@ an export reads a page at a time. The chunks are made small here so that a few m
 import asyncio
 import sqlite3
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 from memory.errors import StoreUnavailable
 from memory.records import ConversationRecord, Message
 from memory.sqlite_store import SQLiteStore
+from tests.conftest import write_turn
 
 pytestmark = pytest.mark.integration
 
@@ -29,25 +29,13 @@ def archive_of(key: str, count: int, first: int = 0) -> list[Message]:
     ]
 
 
-async def remember(store: SQLiteStore, key: str, archive: list[Message]) -> None:
-    def with_them(record: ConversationRecord) -> ConversationRecord:
-        return replace(
-            record,
-            messages=(*record.messages, *archive)[-2:],
-            message_count=record.message_count + len(archive),
-        )
-
-    vectors = {m.id: [1.0, float(n)] for n, m in enumerate(archive)}
-    await store.update(key, with_them, archive=archive, vectors=vectors)
-
-
 async def chunked_store(tmp_path: Path) -> SQLiteStore:
     store = SQLiteStore(tmp_path / "memory.db")
     store.FORGET_CHUNK = 3
     store.EXPORT_PAGE = 3
     await store.open()
-    await remember(store, "k", archive_of("k", MESSAGES))
-    await remember(store, "other", archive_of("other", 2))
+    await write_turn(store, "k", archive_of("k", MESSAGES))
+    await write_turn(store, "other", archive_of("other", 2))
     return store
 
 
@@ -144,7 +132,7 @@ async def test_a_turn_taken_during_a_forget_starts_a_new_memory(tmp_path: Path) 
     try:
         forgetting = asyncio.create_task(store.delete("k"))
         await asyncio.sleep(0)
-        await remember(store, "k", archive_of("k", 1, first=MESSAGES))  # between two steps
+        await write_turn(store, "k", archive_of("k", 1, first=MESSAGES))  # between two steps
         await forgetting
         assert [m.id for m in await store.archived("k", 100)] == [f"m{MESSAGES}"]
         assert (await store.load("k")).message_count == 1

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 from config import settings_from
 from memory.records import ConversationRecord, Message
 from memory.sqlite_store import SQLiteStore
+from tests.conftest import write_turn
 from wiring import create_store
 
 pytestmark = pytest.mark.integration
@@ -41,20 +41,6 @@ def said(key: str, count: int, word: str = "budget") -> list[Message]:
         Message("user", f"{word} note {n} of {key}", at=LONG_AGO, id=f"{key}-{word}-{n}")
         for n in range(count)
     ]
-
-
-async def remember(store: SQLiteStore, key: str, archive: list[Message]) -> None:
-    """A turn's write: the record's window and count, the messages archived with embeddings."""
-
-    def with_them(record: ConversationRecord) -> ConversationRecord:
-        return replace(
-            record,
-            messages=(*record.messages, *archive)[-2:],
-            message_count=record.message_count + len(archive),
-        )
-
-    vectors = {m.id: [1.0, float(n)] for n, m in enumerate(archive)}
-    await store.update(key, with_them, archive=archive, vectors=vectors)
 
 
 async def opened(tmp_path: Path, clock: Clock, purge_every: float | None = None) -> SQLiteStore:
@@ -85,14 +71,14 @@ async def test_a_record_expires_a_time_to_live_after_its_last_write(tmp_path: Pa
     clock = Clock()
     store = await opened(tmp_path, clock)
     try:
-        await remember(store, "k", said("k", 2))
+        await write_turn(store, "k", said("k", 2))
         clock.advance(TTL - DAY)
-        await remember(store, "k", said("k", 1, "later"))  # the write renews it
+        await write_turn(store, "k", said("k", 1, "later"))  # the write renews it
         clock.advance(TTL - DAY)
         assert (await store.load("k")).message_count == 3
         clock.advance(2 * DAY)
         assert await store.load("k") == ConversationRecord(key="k")
-        await remember(store, "k", said("k", 1, "anew"))  # a new memory, not the old one's
+        await write_turn(store, "k", said("k", 1, "anew"))  # a new memory, not the old one's
         record = await store.load("k")
         assert record.message_count == 1
         assert [m.content for m in record.messages] == ["anew note 0 of k"]
@@ -106,10 +92,10 @@ async def test_an_archived_message_expires_from_when_it_was_archived_not_when_sa
     clock = Clock()
     store = await opened(tmp_path, clock)
     try:
-        await remember(store, "k", said("k", 3))  # said in 2020, archived now
+        await write_turn(store, "k", said("k", 3))  # said in 2020, archived now
         clock.advance(TTL / 2)
-        await remember(store, "other", said("other", 2))
-        await remember(store, "k", said("k", 1, "fresh"))
+        await write_turn(store, "other", said("other", 2))
+        await write_turn(store, "k", said("k", 1, "fresh"))
         assert await everything_of(store, "k") == (2, 3, 4, 4)
         clock.advance(TTL / 2 + 1)  # k's first three have expired; the rest has not
         assert (await store.load("k")).message_count == 4  # written since: the record stands
@@ -128,9 +114,9 @@ async def test_a_purge_step_deletes_at_most_its_limit_of_expired_rows(tmp_path: 
     clock = Clock()
     store = await opened(tmp_path, clock)
     try:
-        await remember(store, "old", said("old", 5))
+        await write_turn(store, "old", said("old", 5))
         clock.advance(TTL / 2)
-        await remember(store, "new", said("new", 2))
+        await write_turn(store, "new", said("new", 2))
         assert await store.purge_expired(3) == 0  # nothing has expired yet
         clock.advance(TTL / 2 + 1)
         # The old record and its five messages: six rows, three a step.
@@ -155,13 +141,13 @@ async def test_messages_archived_after_a_forget_of_the_newest_are_dated_anew(
     clock = Clock()
     store = await opened(tmp_path, clock)
     try:
-        await remember(store, "a", said("a", 2))
+        await write_turn(store, "a", said("a", 2))
         clock.advance(TTL / 4)
-        await remember(store, "b", said("b", 2))
-        await remember(store, "b", said("b", 2, "more"))
+        await write_turn(store, "b", said("b", 2))
+        await write_turn(store, "b", said("b", 2, "more"))
         await store.delete("b")
         clock.advance(TTL / 4)
-        await remember(store, "c", said("c", 3))  # the rowids b had
+        await write_turn(store, "c", said("c", 3))  # the rowids b had
         clock.advance(TTL * 3 / 4 + 1)  # a's and b's writes have expired, c's has not
         assert await store.archived("a", 10) == []
         assert len(await store.archived("c", 10)) == 3
@@ -176,7 +162,7 @@ async def test_messages_an_older_version_archived_count_from_the_first_open(
 ) -> None:
     clock = Clock()
     store = await opened(tmp_path, clock)
-    await remember(store, "k", said("k", 2))
+    await write_turn(store, "k", said("k", 2))
     await store.close()
     with sqlite3.connect(tmp_path / "memory.db") as db:  # as a MemoryBot before retention left it
         db.execute("DROP TABLE archive_times")
@@ -195,7 +181,7 @@ async def test_without_a_time_to_live_nothing_expires(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "memory.db", clock=clock)
     await store.open()
     try:
-        await remember(store, "k", said("k", 2))
+        await write_turn(store, "k", said("k", 2))
         clock.advance(100 * 365 * DAY)
         assert await everything_of(store, "k") == (2, 2, 2, 2)
         assert await store.purge_expired() == 0
@@ -211,10 +197,10 @@ async def test_expired_rows_are_purged_in_the_background_until_none_is_left(
     store = await opened(tmp_path, clock, purge_every=0.01)
     store.PURGE_STEP = 2
     try:
-        await remember(store, "k", said("k", 7))
-        await remember(store, "other", said("other", 1))
+        await write_turn(store, "k", said("k", 7))
+        await write_turn(store, "other", said("other", 1))
         clock.advance(TTL + 1)
-        await remember(store, "new", said("new", 1))
+        await write_turn(store, "new", said("new", 1))
         for _ in range(500):
             if rows(store.path) == {"records": 1, "archive": 1, "vectors": 1}:
                 break
