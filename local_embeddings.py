@@ -198,9 +198,12 @@ class _WordCache:
 def _unit_vectors(model: _Model, words: Sequence[str]) -> Vectors:
     """Each word's vector: the mean of its tokens', L2-normalised (zero for no tokens)."""
     result = np.zeros((len(words), model.table.shape[1]), dtype=np.float32)
-    encoded = model.tokenizer.encode_batch(list(words), add_special_tokens=False)
-    for row, encoding in enumerate(encoded):
-        total = model.table[encoding.ids[:MAX_TOKENS]].astype(np.float32).sum(axis=0)
+    for row, word in enumerate(words):
+        # One `encode` a word, never `encode_batch`: a batch goes to the tokenizer's thread
+        # pool, whose threads then spin waiting for more work, on the core the bot runs on
+        # (with the bot pinned to one core, twice the CPU and three times the wall time).
+        ids = model.tokenizer.encode(word, add_special_tokens=False).ids[:MAX_TOKENS]
+        total = model.table[ids].astype(np.float32).sum(axis=0)
         norm = float(np.sqrt(total @ total))
         if norm > 0:
             result[row] = total / norm

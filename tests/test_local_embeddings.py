@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -111,6 +113,36 @@ async def test_it_loads_and_embeds_with_no_network(monkeypatch: pytest.MonkeyPat
 
     assert np.linalg.norm(vector) == pytest.approx(1.0)
     assert opened == []
+
+
+THREADS_AFTER_NEW_WORDS = """
+import os
+from local_embeddings import LocalEmbeddings
+model = LocalEmbeddings()
+model.load()
+before = len(os.listdir("/proc/self/task"))
+for n in range(20):
+    model.words([" ".join(f"wordling{n}x{m} greyhound{m}" for m in range(40))])
+    model.embed_sync([f"We adopted a rescue greyhound number {n}"])
+print(before, len(os.listdir("/proc/self/task")))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads in /proc")
+def test_embedding_starts_no_thread_pool() -> None:
+    """The tokenizer's batch calls start a thread pool whose threads spin for more work on the
+    bot's core; new words are tokenized one at a time instead, on the calling thread."""
+    counted = subprocess.run(  # noqa: S603 - our own interpreter and a fixed script
+        [sys.executable, "-c", THREADS_AFTER_NEW_WORDS],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ, "TOKENIZERS_PARALLELISM": "true"},
+    )
+    before, after = map(int, counted.stdout.split())
+
+    assert after == before
 
 
 def test_the_model_package_is_read_not_imported() -> None:
