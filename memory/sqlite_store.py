@@ -430,13 +430,17 @@ class SQLiteStore(StoreBase):
         ).fetchone()
         if oldest is None:  # few matches in all: every one is a candidate
             return self._light(db, key, everything, live, wanted, limit)
-        rare = [t for t in by_token if self._count(db, _any_of(owner, [t])) <= self.RARE_MATCHES]
+        counted = {token: self._count(db, _any_of(owner, [token])) for token in by_token}
+        rare = [token for token, count in counted.items() if count <= self.RARE_MATCHES]
         common = [token for token in by_token if token not in rare]
         found: list[Match] = []
         if rare:
             holding_a_rare_word = _any_of(owner, rare)
-            if common:  # every row of the person qualifies for the second part (the owner
-                # column weighs nothing), so FTS5 picks among them on every word
+            if common and sum(counted[t] for t in rare) > self._read_limit(limit):
+                # More than are read: every row of the person qualifies for the second part
+                # (the owner column weighs nothing), so FTS5 picks among them on every word.
+                # Otherwise every one is read and ranked on every word here, and FTS5 need not
+                # look for the common words in them (its cost grew with the archive).
                 holding_a_rare_word += f' AND ({_any_of(owner, common)} OR owner:"{owner}")'
             found = self._light(db, key, holding_a_rare_word, live, wanted, limit)
         if common:
@@ -444,6 +448,11 @@ class SQLiteStore(StoreBase):
             recent = self._light(db, key, everything, oldest[0], wanted, limit)
             found += [match for match in recent if match.order not in seen]
         return found
+
+    @staticmethod
+    def _read_limit(limit: int) -> int:
+        """How many matches `_light` reads into Python when `limit` are wanted."""
+        return max(limit, SQLiteStore.FEWEST_CANDIDATES)
 
     def _count(self, db: sqlite3.Connection, expression: str) -> int:
         """How many rows match, counting no further than one past RARE_MATCHES."""
@@ -469,7 +478,7 @@ class SQLiteStore(StoreBase):
         rows = db.execute(
             "SELECT rowid, words FROM archive WHERE archive MATCH ? "
             "AND rank MATCH 'bm25(1.0, 0.0)' AND key = ? AND rowid >= ? ORDER BY rank LIMIT ?",
-            (expression, key, from_rowid, max(limit, SQLiteStore.FEWEST_CANDIDATES)),
+            (expression, key, from_rowid, SQLiteStore._read_limit(limit)),
         )
         found: list[Match] = []
         for rowid, words in rows:

@@ -77,9 +77,13 @@ async def test_rare_words_alone_rank_the_whole_archive_by_bm25(tmp_path: Path) -
     assert none == []
 
 
+@pytest.mark.parametrize("fewest_read", [32, 2], ids=["all-read-ranked-here", "fts5-picks"])
 async def test_a_common_word_picks_out_the_right_message_among_those_holding_a_rare_one(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fewest_read: int
 ) -> None:
+    # With 32 read, the three holders of the rare word are all read and ranked here; with 2,
+    # there are more than are read, and FTS5 must rank them on the common word too.
+    monkeypatch.setattr(SQLiteStore, "FEWEST_CANDIDATES", fewest_read)
     old = [  # as long as each other, so that only the common word tells them apart
         "Bluebird standup moved to the afternoon",
         "The Bluebird budget is 40,000 euros.",
