@@ -18,7 +18,7 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
-from memory.records import Candidate, Match, MemoryItem
+from memory.records import Candidate, Match, MemoryItem, Message
 from memory.terms import terms_of
 
 MAX_QUERY_TERMS = 12
@@ -41,6 +41,12 @@ _SPEAKER_LABEL = re.compile(r"\s*([^\W\d_][\w.'’-]*(?: [^\W\d_][\w.'’-]*){0,
 # least this share of them.
 _SPEAKER_MESSAGES = 3
 _SPEAKER_SHARE = 0.2
+# A question that names one of the speakers ("What does Priya do on Saturdays?") is most often
+# answered by what that speaker said: word by word, their messages count this much more. On the
+# recall benchmark, 0.5 found 0.579 at 2,000 tokens against 0.526 without, and 1.0 found 0.601;
+# there every question that names a speaker is answered by that speaker, in real conversations
+# not always (the other's question, or one telling about the other), hence the lesser weight.
+SPEAKER_BOOST = 0.5
 
 
 def speaker_labels(texts: Iterable[str]) -> frozenset[str]:
@@ -72,6 +78,29 @@ def meaning_of(text: str, speakers: frozenset[str] = frozenset()) -> str:
     if label is None or label.group(1) not in speakers or label.end() == len(text):
         return text
     return text[label.end() :]
+
+
+def speaker_of(message: Message, speakers: frozenset[str] = frozenset()) -> str:
+    """Who said `message`, where memory knows: its author (in a memory several people share),
+    else its leading label when that names one of `speakers`; "" otherwise."""
+    if message.author:
+        return message.author
+    if speakers:
+        label = _SPEAKER_LABEL.match(message.content[:_LABEL_CHARS])
+        if label is not None and label.group(1) in speakers:
+            return label.group(1)
+    return ""
+
+
+def named_speaker(question: str, names: Iterable[str]) -> str:
+    """The one of `names` that `question` names as a whole word, whatever its case; "" when it
+    names none or several."""
+    named = {
+        name
+        for name in names
+        if name and re.search(rf"(?<!\w){re.escape(name)}(?!\w)", question, re.IGNORECASE)
+    }
+    return named.pop() if len(named) == 1 else ""
 
 
 Indexes = np.ndarray[Any, np.dtype[np.int64]]
@@ -179,7 +208,8 @@ def rank_by_words(
     of their vectors), weighted by the word's rarity among the candidates (BM25's idf), and the
     matches are summed: "animal" finds "greyhound" inside a message about a weekend, where the
     message's mean vector is mostly about the weekend. Late interaction, as ColBERT scores, with
-    a static model's word vectors.
+    a static model's word vectors. When the question names one of the candidates' speakers
+    (`speaker_of`), that speaker's messages count SPEAKER_BOOST more.
     """
     if not candidates:
         return []
@@ -212,6 +242,10 @@ def rank_by_words(
         # against it, more softly (b 0.3; BM25's 0.75 found less on the recall benchmark).
         lengths = counts[present] / counts[present].mean()
         scores[present] = idf @ closest / (1 - WORDS_LENGTH_B + WORDS_LENGTH_B * lengths)
+    said_by = [speaker_of(c.message, speakers) for c in candidates]
+    named = named_speaker(question, set(said_by))
+    if named:
+        scores[[i for i, speaker in enumerate(said_by) if speaker == named]] *= 1 + SPEAKER_BOOST
     best = np.argsort(-scores, kind="stable")
     return [candidates[int(i)] for i in best]
 

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from memory.recall import meaning_of, rank_by_words, speaker_labels
+from memory.recall import meaning_of, named_speaker, rank_by_words, speaker_labels
 from memory.records import Candidate, Message
 from memory.terms import content_words
 from wiring import local_embeddings
@@ -64,6 +64,43 @@ def test_a_transcripts_speaker_labels_are_not_what_its_messages_say() -> None:
     assert meaning_of(long, speakers) == long[5:]
     assert content_words(long, 3) == ("Sam", "word", "word")  # read no further than asked
     assert content_words("a " + "x" * 41 + " greyhound") == ("greyhound",)  # no such word
+
+
+def test_a_question_that_names_a_speaker_favours_what_they_said() -> None:
+    speakers = frozenset({"Priya", "Sam"})
+    found = candidates("Sam: we adopted a greyhound", "Priya: we adopted a greyhound")
+    words = local_embeddings().words
+
+    def first(question: str, among: list[Candidate] = found) -> str:
+        return rank_by_words(question, among, words, speakers)[0].message.content
+
+    assert first("Which animal did Priya adopt?") == "Priya: we adopted a greyhound"
+    assert first("which animal did priya adopt?") == "Priya: we adopted a greyhound"
+    assert first("Which animal did Sam adopt?") == "Sam: we adopted a greyhound"
+    # Named by both, or by neither: as close as each other, so in the order they came.
+    assert first("Did Sam or Priya adopt an animal?") == "Sam: we adopted a greyhound"
+    assert first("Which animal did Samantha adopt?") == "Sam: we adopted a greyhound"
+    # The boost only reorders close matches: a speaker's message about something else stays
+    # behind the other speaker's answer.
+    unrelated = candidates("Sam: we adopted a greyhound", "Priya: the budget is due Friday")
+    assert first("Which animal did Priya adopt?", unrelated) == "Sam: we adopted a greyhound"
+    # In a memory several people share, the author says who spoke.
+    shared = [
+        Candidate(Message("user", "we adopted a greyhound", AT, author=name), order=n)
+        for n, name in enumerate(("Sam Li", "Priya Shah"))
+    ]
+    assert rank_by_words("Did Priya Shah adopt one?", shared, words)[0].message.author == (
+        "Priya Shah"
+    )
+
+
+def test_a_speaker_is_named_by_a_whole_word_once() -> None:
+    assert named_speaker("What did Priya say?", {"Priya", "Sam", ""}) == "Priya"
+    assert named_speaker("What did Priyanka say?", {"Priya"}) == ""
+    assert named_speaker("Did Sam tell Priya?", {"Priya", "Sam"}) == ""
+    assert named_speaker("What did Dr. Li say?", {"Dr. Li", "C++"}) == "Dr. Li"
+    assert named_speaker("Any news from C++?", {"Dr. Li", "C++"}) == "C++"  # not a word's end
+    assert named_speaker("anything", set()) == ""
 
 
 def test_a_message_that_says_nothing_comes_after_one_that_says_something_else() -> None:
