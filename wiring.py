@@ -14,7 +14,6 @@ from typing import TypedDict
 from config import Settings
 from local_embeddings import LocalEmbeddings, LocalEmbeddingsUnavailable
 from memory import ConversationMemory, MemoryStore
-from memory.conversation import WORDS_WEIGHT_WITHOUT_DEPLOYMENT
 from memory.recall import Embed, WordVectors
 from memory.sqlite_store import SQLiteStore
 from model_client import ChatModel
@@ -74,7 +73,6 @@ class SemanticRecall(TypedDict, total=False):
 
     embed: Embed
     words: WordVectors
-    words_weight: float
 
 
 def semantic_recall(settings: Settings, model: ChatModel) -> SemanticRecall:
@@ -87,8 +85,7 @@ def recall_for(store: str, deployment: Embed | None) -> SemanticRecall:
 
     - Word by word, with the local model that ships with the bot (offline, CPU), whatever the
       store and the deployment: it re-ranks the candidates the searches read anyway, with no
-      request to any service. Without a deployment it counts more
-      (`memory.conversation.WORDS_WEIGHT_WITHOUT_DEPLOYMENT`).
+      request to any service.
     - Embeddings: the deployment; else, in the embedded default (SQLite), the local model's. On
       Cosmos DB without a deployment, none: comparing there means reading a person's newest
       embeddings in every turn's request, which costs request units an operator did not ask for.
@@ -100,10 +97,8 @@ def recall_for(store: str, deployment: Embed | None) -> SemanticRecall:
         log.warning("no local embeddings (%s): no word-by-word recall", error)
         return recall
     recall["words"] = local.words
-    if deployment is None:
-        recall["words_weight"] = WORDS_WEIGHT_WITHOUT_DEPLOYMENT
-        if store == "sqlite":
-            recall["embed"] = local.embed
+    if deployment is None and store == "sqlite":
+        recall["embed"] = local.embed
     return recall
 
 

@@ -62,13 +62,7 @@ EXPORT_FORMAT = "memorybot-export/1"
 # other words: at half weight the recall benchmark found more at 2,000 tokens (with the local
 # model, 0.48 against 0.43; with MiniLM standing in for a deployment, 0.71 against 0.67).
 RANKING_WEIGHTS = (0.5, 1.0)
-# Word by word (`rank_by_words`, the local static model's word vectors) beside a deployment's
-# embeddings, and where the only embeddings are the same static model's or there are none. A
-# transformer's embeddings rank better than static words, a static model's mean vectors worse:
-# on the recall benchmark at 2,000 tokens, beside MiniLM, 1 found 0.771 and 2 found 0.750; in the
-# embedded default, 1 found 0.579 and 2 found 0.617 (3 found 0.615).
 WORDS_WEIGHT = 1.0
-WORDS_WEIGHT_WITHOUT_DEPLOYMENT = 2.0
 
 
 class ConversationMemory:
@@ -93,7 +87,6 @@ class ConversationMemory:
         summarise: Complete | None = None,
         embed: Embed | None = None,
         words: WordVectors | None = None,
-        words_weight: float = WORDS_WEIGHT,
         recall_limit: int | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
@@ -107,7 +100,6 @@ class ConversationMemory:
         self.summarise = summarise
         self.embed = embed
         self.words = words
-        self.words_weight = words_weight
         # Labels that name who speaks at the start of messages, as in a replayed transcript
         # ("Priya: …"): left out of what is compared by meaning (`memory.recall.meaning_of`).
         # The replay tool sets them from its transcript; in Teams the speaker is never in the
@@ -159,7 +151,7 @@ class ConversationMemory:
         if self.words is not None and self.recall_limit > 0:
             pool = list({c.message.id: c for ranking in rankings for c in ranking}.values())
             rankings.append(rank_by_words(text, pool, self.words, self.speaker_labels))
-            weights.append(self.words_weight)
+            weights.append(WORDS_WEIGHT)
         hits = fuse(rankings, self.recall_limit, weights) if len(rankings) > 1 else lexical
         return assemble_context(
             self.system_prompt,

@@ -5,7 +5,6 @@ from collections.abc import Sequence
 import pytest
 
 import local_embeddings
-from memory.conversation import WORDS_WEIGHT_WITHOUT_DEPLOYMENT
 from wiring import local_embeddings as shared_model
 from wiring import recall_for
 
@@ -18,13 +17,11 @@ async def deployment(texts: Sequence[str]) -> list[list[float]]:
 
 def test_each_store_recalls_word_by_word_and_only_sqlite_embeds_locally() -> None:
     model = shared_model()
-    alone = WORDS_WEIGHT_WITHOUT_DEPLOYMENT
     sqlite = recall_for("sqlite", None)
-    assert sqlite == {"embed": model.embed, "words": model.words, "words_weight": alone}
+    assert sqlite == {"embed": model.embed, "words": model.words}
     # Cosmos DB without a deployment: no embeddings (they would cost request units), but the
     # lexical matches it reads anyway are ranked word by word.
-    assert recall_for("cosmos", None) == {"words": model.words, "words_weight": alone}
-    # Beside a deployment's embeddings, word by word counts as much as they do (the default).
+    assert recall_for("cosmos", None) == {"words": model.words}
     for store in ("sqlite", "cosmos"):
         assert recall_for(store, deployment) == {"embed": deployment, "words": model.words}
 
