@@ -47,6 +47,7 @@ _SPEAKER_SHARE = 0.2
 # there every question that names a speaker is answered by that speaker, in real conversations
 # not always (the other's question, or one telling about the other), hence the lesser weight.
 SPEAKER_BOOST = 0.5
+QUESTION_CHARS = 1000  # where a question's named speaker is looked for
 
 
 def speaker_labels(texts: Iterable[str]) -> frozenset[str]:
@@ -93,14 +94,40 @@ def speaker_of(message: Message, speakers: frozenset[str] = frozenset()) -> str:
 
 
 def named_speaker(question: str, names: Iterable[str]) -> str:
-    """The one of `names` that `question` names as a whole word, whatever its case; "" when it
-    names none or several."""
+    """The one of `names` that `question` names, as whole words, whatever their case; "" when it
+    names none or several.
+
+    A name that is all lower case ("someone", for a sender with no name) is not one. A longer
+    name wins over one inside it ("Sam Li" over "Sam"), and a display name's first word stands
+    for it when no other name starts so ("Priya" for "Priya Shah"). Only the question's first
+    QUESTION_CHARS characters are read."""
+    aliases = {_name_key(name): name for name in names if name and not name.islower()}
+    firsts: dict[str, list[str]] = {}
+    for name in aliases.values():
+        if " " in name.strip():
+            firsts.setdefault(_name_key(name.split()[0]), []).append(name)
+    for first, full in firsts.items():
+        if len(full) == 1:
+            aliases.setdefault(first, full[0])
+    if not aliases:
+        return ""
     named = {
-        name
-        for name in names
-        if name and re.search(rf"(?<!\w){re.escape(name)}(?!\w)", question, re.IGNORECASE)
+        aliases[_name_key(found.group(1))]
+        for found in _names_pattern(tuple(sorted(aliases, key=len, reverse=True))).finditer(
+            _name_key(question[:QUESTION_CHARS])
+        )
     }
     return named.pop() if len(named) == 1 else ""
+
+
+def _name_key(text: str) -> str:
+    return text.replace("\u2019", "'").casefold()
+
+
+@functools.lru_cache(maxsize=256)
+def _names_pattern(keys: tuple[str, ...]) -> re.Pattern[str]:
+    """Any of `keys` as whole words, the longest first (so that the longest wins)."""
+    return re.compile(r"(?<!\w)(" + "|".join(re.escape(key) for key in keys) + r")(?!\w)")
 
 
 Indexes = np.ndarray[Any, np.dtype[np.int64]]
@@ -244,8 +271,9 @@ def rank_by_words(
         scores[present] = idf @ closest / (1 - WORDS_LENGTH_B + WORDS_LENGTH_B * lengths)
     said_by = [speaker_of(c.message, speakers) for c in candidates]
     named = named_speaker(question, set(said_by))
-    if named:
-        scores[[i for i, speaker in enumerate(said_by) if speaker == named]] *= 1 + SPEAKER_BOOST
+    if named:  # what matches nothing (a score of 0 or less) stays where it is
+        theirs = np.array([speaker == named for speaker in said_by]) & (scores > 0)
+        scores[theirs] *= 1 + SPEAKER_BOOST
     best = np.argsort(-scores, kind="stable")
     return [candidates[int(i)] for i in best]
 

@@ -101,6 +101,24 @@ def test_a_speaker_is_named_by_a_whole_word_once() -> None:
     assert named_speaker("What did Dr. Li say?", {"Dr. Li", "C++"}) == "Dr. Li"
     assert named_speaker("Any news from C++?", {"Dr. Li", "C++"}) == "C++"  # not a word's end
     assert named_speaker("anything", set()) == ""
+    # The longer name wins over one inside it; a display name's first word stands for it when
+    # no other name starts so.
+    assert named_speaker("What did Sam Li say?", {"Sam", "Sam Li"}) == "Sam Li"
+    assert named_speaker("What did Sam say?", {"Sam", "Sam Li"}) == "Sam"
+    assert named_speaker("What did priya say?", {"Priya Shah", "Sam Li"}) == "Priya Shah"
+    assert named_speaker("What did Sam say?", {"Sam Li", "Sam Ward"}) == ""
+    assert named_speaker("Did O’Brien reply?", {"O'Brien", "Sam"}) == "O'Brien"
+    # A sender with no name is recorded as "someone": not a name.
+    assert named_speaker("Did someone mention the budget?", {"someone", "Priya"}) == ""
+    assert named_speaker("x" * 5000 + " Priya", {"Priya"}) == ""  # past the part that is read
+
+
+def test_the_boost_never_sinks_a_speakers_messages() -> None:
+    # "What did B say?" has no content words: every message matches nothing, and the order they
+    # came in stands, B's messages included.
+    found = candidates("B: I started at the food bank", "A: we adopted a greyhound", "B: ok")
+    words = local_embeddings().words
+    assert rank_by_words("What did B say?", found, words, frozenset({"A", "B"})) == found
 
 
 def test_a_message_that_says_nothing_comes_after_one_that_says_something_else() -> None:
