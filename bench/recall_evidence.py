@@ -217,6 +217,28 @@ def select(conversations: list[Conversation], quick: bool) -> list[Conversation]
     ]
 
 
+def naming_the_other(conversations: list[Conversation]) -> list[Conversation]:
+    """Only the questions that name one of the two speakers, each asked with the other's name
+    instead ("What cause does Sam give time to?" of what Priya said): the worst case for
+    favouring a named speaker's messages, where every answer is in the other person's words."""
+    asked_again = []
+    for c in conversations:
+        first, second = c.speakers
+        name = re.compile(rf"\b({re.escape(first)}|{re.escape(second)})\b")
+        questions = tuple(
+            replace(q, question=name.sub(_the_other(first, second), q.question))
+            for q in c.questions
+            if len(set(name.findall(q.question))) == 1
+        )
+        asked_again.append(replace(c, questions=questions))
+    return asked_again
+
+
+def _the_other(first: str, second: str) -> Callable[[re.Match[str]], str]:
+    other = {first: second, second: first}
+    return lambda found: other[found.group(1)]
+
+
 # ---------------------------------------------------------------------------------------------
 # References, computed from the transcript alone.
 
@@ -418,6 +440,8 @@ async def main_async(arguments: argparse.Namespace) -> None:
     conversations = select(
         build_dialogues(arguments.seed, arguments.conversations), arguments.quick
     )
+    if arguments.other_speaker:
+        conversations = naming_the_other(conversations)
     variants: list[tuple[str, SemanticRecall]] = [
         (LEXICAL, {}),
         (DEFAULT, recall_for(arguments.store, None)),
@@ -475,6 +499,11 @@ def main() -> None:
         help="oracle: each memory strategy again with the dialogues' oracle items",
     )
     parser.add_argument("--examples", type=int, default=0, help="print N missed questions")
+    parser.add_argument(
+        "--other-speaker",
+        action="store_true",
+        help="ask the questions that name one speaker with the other's name (the worst case)",
+    )
     asyncio.run(main_async(parser.parse_args()))
 
 

@@ -2,6 +2,7 @@
 conversations, 160 questions asked the way people ask, 206 evidence messages) as a regression
 threshold. The full benchmark and its figures are in docs/memory.md."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from bench.recall_evidence import (
     Results,
     Tally,
     measure_memory,
+    naming_the_other,
     select,
 )
 from memory import MemoryStore
@@ -68,3 +70,22 @@ async def test_oracle_items_bring_the_evidence_into_a_small_prompt(tmp_path: Pat
     assert found[2000] >= 0.77
     assert found[4000] >= 0.95
     assert all(found[budget] > without[budget] for budget in BUDGETS)
+
+
+def test_the_worst_case_asks_each_question_of_the_other_speaker() -> None:
+    [conversation] = select(build_dialogues(conversations=1), quick=True)
+    first, second = conversation.speakers
+
+    def names(text: str) -> set[str]:
+        return {name for name in (first, second) if re.search(rf"\b{name}\b", text)}
+
+    naming_one = [q for q in conversation.questions if len(names(q.question)) == 1]
+    [again] = naming_the_other([conversation])
+
+    assert 0 < len(again.questions) == len(naming_one) <= len(conversation.questions)
+    for before, after in zip(naming_one, again.questions, strict=True):
+        assert names(after.question) == {first, second} - names(before.question)
+        assert after.evidence == before.evidence
+        assert re.sub(rf"\b({first}|{second})\b", "X", after.question) == re.sub(
+            rf"\b({first}|{second})\b", "X", before.question
+        )
