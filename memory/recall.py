@@ -73,12 +73,18 @@ def meaning_of(text: str, speakers: frozenset[str] = frozenset()) -> str:
     every message, and embedded with them it pulls every message of that speaker towards any
     question that names them (on the recall benchmark it cut what semantic recall found in its
     best 60 by more than half)."""
-    if not speakers:
-        return text
-    label = _SPEAKER_LABEL.match(text[:_LABEL_CHARS])
-    if label is None or label.group(1) not in speakers or label.end() == len(text):
+    label = _speaker_label(text, speakers)
+    if label is None or label.end() == len(text):
         return text
     return text[label.end() :]
+
+
+def _speaker_label(text: str, speakers: frozenset[str]) -> re.Match[str] | None:
+    """`text`'s leading label, when it names one of `speakers`."""
+    if not speakers:
+        return None
+    label = _SPEAKER_LABEL.match(text[:_LABEL_CHARS])
+    return label if label is not None and label.group(1) in speakers else None
 
 
 def speaker_of(message: Message, speakers: frozenset[str] = frozenset()) -> str:
@@ -86,11 +92,8 @@ def speaker_of(message: Message, speakers: frozenset[str] = frozenset()) -> str:
     else its leading label when that names one of `speakers`; "" otherwise."""
     if message.author:
         return message.author
-    if speakers:
-        label = _SPEAKER_LABEL.match(message.content[:_LABEL_CHARS])
-        if label is not None and label.group(1) in speakers:
-            return label.group(1)
-    return ""
+    label = _speaker_label(message.content, speakers)
+    return "" if label is None else label.group(1)
 
 
 def named_speaker(question: str, names: Iterable[str]) -> str:

@@ -432,7 +432,7 @@ class SQLiteStore(StoreBase):
             return self._light(db, key, everything, live, wanted, limit)
         counted = {token: self._count(db, _any_of(owner, [token])) for token in by_token}
         rare = [token for token, count in counted.items() if count <= self.RARE_MATCHES]
-        common = [token for token in by_token if token not in rare]
+        common = [token for token, count in counted.items() if count > self.RARE_MATCHES]
         found: list[Match] = []
         if rare:
             holding_a_rare_word = _any_of(owner, rare)
