@@ -481,10 +481,11 @@ class SQLiteStore(StoreBase):
             (expression, key, from_rowid, SQLiteStore._read_limit(limit)),
         )
         found: list[Match] = []
-        for rowid, words in rows:
-            spaced = f" {words} "
-            matched = frozenset(term for word, term in wanted.items() if f" {word} " in spaced)
-            found.append(Match(rowid, matched, words.count(" ") + 1 if words else 0))
+        term_of = wanted.get
+        for rowid, words in rows:  # a row's indexed words are distinct, one space apart
+            indexed = words.split(" ") if words else []
+            matched = frozenset(term for term in map(term_of, indexed) if term is not None)
+            found.append(Match(rowid, matched, len(indexed)))
         return found
 
     async def nearest_candidates(
