@@ -88,6 +88,7 @@ class Checkpoint:
     latency_p50_ms: float
     store_requests_per_turn: float | None
     bot_cpu_ms_per_turn: float | None = None
+    loop_cpu_ms_per_turn: float | None = None  # the bot's main thread's (its event loop's)
     server_cpu_ms_per_turn: float | None = None  # the local Cosmos DB API server's
 
 
@@ -172,10 +173,15 @@ async def settle(process: BotProcess, limit_seconds: float = 20.0) -> None:
     say(f"{process.name}: still busy after {limit_seconds:g} s; measuring anyway")
 
 
-def window_cpu(process: BotProcess, backend: Backend) -> tuple[float, float | None]:
-    """Precise CPU seconds so far of the bot and of the local Cosmos DB server, if any."""
+def window_cpu(process: BotProcess, backend: Backend) -> tuple[float, float, float | None]:
+    """Precise CPU seconds so far of the bot, of its event loop's thread (cProfile sees only
+    that one; the SQLite store's thread is the rest), and of the local Cosmos DB server, if any."""
     server = backend.server_pid()
-    return process.precise_cpu_seconds(), None if server is None else precise_cpu_seconds(server)
+    return (
+        process.precise_cpu_seconds(),
+        process.precise_cpu_seconds(main_thread_only=True),
+        None if server is None else precise_cpu_seconds(server),
+    )
 
 
 async def load_phase(
@@ -235,8 +241,8 @@ async def conversation_phase(
     await backend.clear_requests()
     served_before: dict[int, int | None] = {}
     served_after: dict[int, int | None] = {}
-    cpu_before: dict[int, tuple[float, float | None]] = {}
-    cpu_after: dict[int, tuple[float, float | None]] = {}
+    cpu_before: dict[int, tuple[float, float, float | None]] = {}
+    cpu_after: dict[int, tuple[float, float, float | None]] = {}
     outcomes: list[Outcome] = []
     for turn, text in enumerate(script, start=1):
         for checkpoint in checkpoints:
@@ -260,7 +266,7 @@ async def conversation_phase(
         prompt = prompts.get(person.said[checkpoint - 1])
         window = outcomes[checkpoint - CHECKPOINT_WINDOW : checkpoint]
         before, after = served_before.get(checkpoint), served_after.get(checkpoint)
-        (bot_before, server_before), (bot_after, server_after) = (
+        (bot_before, loop_before, server_before), (bot_after, loop_after, server_after) = (
             cpu_before[checkpoint],
             cpu_after[checkpoint],
         )
@@ -274,6 +280,7 @@ async def conversation_phase(
                     None if before is None or after is None else (after - before) / len(window)
                 ),
                 bot_cpu_ms_per_turn=(bot_after - bot_before) * 1000 / len(window),
+                loop_cpu_ms_per_turn=(loop_after - loop_before) * 1000 / len(window),
                 server_cpu_ms_per_turn=(
                     None
                     if server_before is None or server_after is None
@@ -471,6 +478,12 @@ def table(backend: str, figures: dict[str, BotFigures], options: argparse.Namesp
             at(c, "bot_cpu_ms_per_turn"),
             2,
         )
+    for c in checkpoints:
+        row(
+            f"one person, turns {c - CHECKPOINT_WINDOW + 1:,}-{c:,}: of which event loop",
+            at(c, "loop_cpu_ms_per_turn"),
+            2,
+        )
     if any(p.server_cpu_ms_per_turn is not None for f in figures.values() for p in f.checkpoints):
         for c in checkpoints:
             row(
@@ -535,6 +548,7 @@ def verdicts(figures: dict[str, BotFigures], options: argparse.Namespace) -> lis
         parts = [
             f"median ms {series(lambda p: p.latency_p50_ms, 1)}",
             f"bot CPU ms/turn {series(lambda p: p.bot_cpu_ms_per_turn, 2)}",
+            f"of which the event loop's thread {series(lambda p: p.loop_cpu_ms_per_turn, 2)}",
             f"prompt tokens {series(lambda p: p.prompt_tokens, 0)}",
         ]
         if points[0].store_requests_per_turn is not None:

@@ -162,12 +162,18 @@ def pin(pid: int, cpus: set[int]) -> None:
         os.sched_setaffinity(int(task.name), cpus)
 
 
-def precise_cpu_seconds(pid: int) -> float:
+def precise_cpu_seconds(pid: int, *, main_thread_only: bool = False) -> float:
     """CPU time so far of the live threads of a process, to the nanosecond (the scheduler's own
     count in /proc/<pid>/task/*/schedstat, where /proc/<pid>/stat counts 10 ms ticks): for
-    windows of a few turns. Threads that have exited are not counted."""
+    windows of a few turns. Threads that have exited are not counted. With `main_thread_only`,
+    only the thread that started the process (a bot's event loop)."""
+    tasks = (
+        [Path(f"/proc/{pid}/task/{pid}")]
+        if main_thread_only
+        else Path(f"/proc/{pid}/task").iterdir()
+    )
     total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    for task in tasks:
         try:
             total += int((task / "schedstat").read_text().split()[0])
         except (OSError, ValueError, IndexError):
@@ -295,8 +301,8 @@ class BotProcess:
     def cpu_seconds(self) -> float:
         return cpu_seconds(self.pid)
 
-    def precise_cpu_seconds(self) -> float:
-        return precise_cpu_seconds(self.pid)
+    def precise_cpu_seconds(self, *, main_thread_only: bool = False) -> float:
+        return precise_cpu_seconds(self.pid, main_thread_only=main_thread_only)
 
     def log_tail(self, lines: int = 30) -> str:
         try:
