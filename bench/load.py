@@ -422,7 +422,7 @@ def number(value: float | None, digits: int = 1) -> str:
 
 def table(backend: str, figures: dict[str, BotFigures], options: argparse.Namespace) -> str:
     bots = [b for b in ("ours", "minimal", "original") if b in figures]
-    header = f"{'':<46}" + "".join(f"{b:>11}" for b in bots)
+    header = f"{'':<50}" + "".join(f"{b:>11}" for b in bots)
     comparisons = [b for b in ("minimal", "original") if b in figures and "ours" in figures]
     header += "".join(f"{'ours÷' + b[:4]:>11}" for b in comparisons)
     rows: list[tuple[str, dict[str, float | None], int, bool]] = []
@@ -480,7 +480,7 @@ def table(backend: str, figures: dict[str, BotFigures], options: argparse.Namesp
         )
     for c in checkpoints:
         row(
-            f"one person, turns {c - CHECKPOINT_WINDOW + 1:,}-{c:,}: of which event loop",
+            f"one person, turns {c - CHECKPOINT_WINDOW + 1:,}-{c:,}: event-loop CPU ms",
             at(c, "loop_cpu_ms_per_turn"),
             2,
         )
@@ -514,7 +514,7 @@ def table(backend: str, figures: dict[str, BotFigures], options: argparse.Namesp
 
     lines = [header]
     for label, values, digits, ratios in rows:
-        line = f"{label:<46}" + "".join(f"{number(values[b], digits):>11}" for b in bots)
+        line = f"{label:<50}" + "".join(f"{number(values[b], digits):>11}" for b in bots)
         if ratios:
             line += "".join(f"{ratio(values.get('ours'), values.get(b)):>11}" for b in comparisons)
         lines.append(line)
