@@ -2,7 +2,8 @@
 
     .venv/bin/python -m bench.load [--people 50] [--turns 20] [--model-latency 0]
         [--backends sqlite,cosmos] [--bots ours,minimal,original]
-        [--conversation-turns 1000] [--concurrent-turns 20] [--json bench/results/load.json]
+        [--conversation-turns 1000] [--concurrent-turns 20] [--window 10]
+        [--json bench/results/load.json]
 
 Each bot runs as its own process (`python app.py`; `python -m bench.minimal_bot`;
 `python -m bench.original_bot`) with the same environment, the same fake OpenAI-compatible
@@ -15,7 +16,8 @@ backend, and is driven over HTTP with Emulator activities. Per backend and bot:
    by the server; SQLite: in-process, not counted), CPU per turn of each process;
 2. one conversation: one person, `--conversation-turns` turns in a row: the prompt tokens the
    model received at turns 10, 100, 1,000 and 10,000 (counted with `memory.tokens`), and the
-   latency and store requests per turn over the ten turns up to each;
+   latency, CPU (the bot's, and its event loop's thread's) and store requests per turn over the
+   `--window` turns up to each (10; with 100, turn 10 is left out);
 3. lost messages: `--concurrent-turns` turns of one person sent at once to a fresh bot whose
    window is raised to 100 messages (MEMORY_MAX_MESSAGES=100), then the store is read: a turn is
    lost when its user message is not in the stored record afterwards.
@@ -72,7 +74,7 @@ from tests.support.activities import emulator_message
 from wiring import create_store
 
 CHECKPOINTS = (10, 100, 1000, 10_000)
-CHECKPOINT_WINDOW = 10
+CHECKPOINT_WINDOW = 10  # turns up to each checkpoint that its figures cover (--window)
 WARM_UP_TURNS = 20
 TARGET_MEDIAN_RATIO = 1.25
 TARGET_THROUGHPUT_RATIO = 0.9
@@ -80,7 +82,7 @@ TARGET_THROUGHPUT_RATIO = 0.9
 
 @dataclass
 class Checkpoint:
-    """Turn `turn` of one person's conversation, and the ten turns up to it."""
+    """Turn `turn` of one person's conversation, and the `--window` turns up to it."""
 
     turn: int
     prompt_tokens: int | None
@@ -224,6 +226,11 @@ async def load_phase(
     fakes.forget()
 
 
+def checkpoints_of(turns: int, window: int) -> list[int]:
+    """The one-person checkpoints a conversation of `turns` reaches with a whole `window`."""
+    return [c for c in CHECKPOINTS if window <= c <= turns]
+
+
 async def conversation_phase(
     figures: BotFigures,
     process: BotProcess,
@@ -232,10 +239,11 @@ async def conversation_phase(
     traffic: Traffic,
     turns: int,
     tag: str,
+    window: int = CHECKPOINT_WINDOW,
 ) -> None:
     person = Person(f"{tag}-one-person")
     script = texts_for(7, turns)
-    checkpoints = [c for c in CHECKPOINTS if c <= turns]
+    checkpoints = checkpoints_of(turns, window)
     await settle(process)
     fakes.forget()
     await backend.clear_requests()
@@ -246,7 +254,7 @@ async def conversation_phase(
     outcomes: list[Outcome] = []
     for turn, text in enumerate(script, start=1):
         for checkpoint in checkpoints:
-            if turn == checkpoint - CHECKPOINT_WINDOW + 1:
+            if turn == checkpoint - window + 1:
                 served_before[checkpoint] = await backend.requests_served()
                 cpu_before[checkpoint] = window_cpu(process, backend)
         outcomes.append(await traffic.say(person, text))
@@ -264,7 +272,7 @@ async def conversation_phase(
     figures.conversation_errors = sum(not o.ok for o in outcomes)
     for checkpoint in checkpoints:
         prompt = prompts.get(person.said[checkpoint - 1])
-        window = outcomes[checkpoint - CHECKPOINT_WINDOW : checkpoint]
+        turns_in = outcomes[checkpoint - window : checkpoint]
         before, after = served_before.get(checkpoint), served_after.get(checkpoint)
         (bot_before, loop_before, server_before), (bot_after, loop_after, server_after) = (
             cpu_before[checkpoint],
@@ -275,16 +283,16 @@ async def conversation_phase(
                 turn=checkpoint,
                 prompt_tokens=None if prompt is None else prompt_tokens(prompt),
                 prompt_messages=None if prompt is None else len(prompt),
-                latency_p50_ms=latency_figures([o.seconds for o in window])["p50_ms"],
+                latency_p50_ms=latency_figures([o.seconds for o in turns_in])["p50_ms"],
                 store_requests_per_turn=(
-                    None if before is None or after is None else (after - before) / len(window)
+                    None if before is None or after is None else (after - before) / len(turns_in)
                 ),
-                bot_cpu_ms_per_turn=(bot_after - bot_before) * 1000 / len(window),
-                loop_cpu_ms_per_turn=(loop_after - loop_before) * 1000 / len(window),
+                bot_cpu_ms_per_turn=(bot_after - bot_before) * 1000 / len(turns_in),
+                loop_cpu_ms_per_turn=(loop_after - loop_before) * 1000 / len(turns_in),
                 server_cpu_ms_per_turn=(
                     None
                     if server_before is None or server_after is None
-                    else (server_after - server_before) * 1000 / len(window)
+                    else (server_after - server_before) * 1000 / len(turns_in)
                 ),
             )
         )
@@ -375,7 +383,14 @@ async def measure(
             )
             if options.conversation_turns:
                 await conversation_phase(
-                    figures, process, backend, fakes, traffic, options.conversation_turns, tag
+                    figures,
+                    process,
+                    backend,
+                    fakes,
+                    traffic,
+                    options.conversation_turns,
+                    tag,
+                    options.window,
                 )
                 say(f"{tag}: one conversation of {options.conversation_turns} turns done")
     finally:
@@ -460,7 +475,8 @@ def table(backend: str, figures: dict[str, BotFigures], options: argparse.Namesp
         ratios=False,
     )
     row("turns without the model's answer", each(lambda f: f.turns - f.answered), 0, False)
-    checkpoints = [c for c in CHECKPOINTS if c <= options.conversation_turns]
+    checkpoints = checkpoints_of(options.conversation_turns, options.window)
+    first = options.window - 1
     for c in checkpoints:
         row(
             f"one person, turn {c:,}: prompt tokens",
@@ -469,31 +485,31 @@ def table(backend: str, figures: dict[str, BotFigures], options: argparse.Namesp
         )
     for c in checkpoints:
         row(
-            f"one person, turns {c - CHECKPOINT_WINDOW + 1:,}-{c:,}: median ms",
+            f"one person, turns {c - first:,}-{c:,}: median ms",
             at(c, "latency_p50_ms"),
         )
     for c in checkpoints:
         row(
-            f"one person, turns {c - CHECKPOINT_WINDOW + 1:,}-{c:,}: bot CPU ms/turn",
+            f"one person, turns {c - first:,}-{c:,}: bot CPU ms/turn",
             at(c, "bot_cpu_ms_per_turn"),
             2,
         )
     for c in checkpoints:
         row(
-            f"one person, turns {c - CHECKPOINT_WINDOW + 1:,}-{c:,}: event-loop CPU ms",
+            f"one person, turns {c - first:,}-{c:,}: event-loop CPU ms",
             at(c, "loop_cpu_ms_per_turn"),
             2,
         )
     if any(p.server_cpu_ms_per_turn is not None for f in figures.values() for p in f.checkpoints):
         for c in checkpoints:
             row(
-                f"one person, turns {c - CHECKPOINT_WINDOW + 1:,}-{c:,}: server CPU ms/turn",
+                f"one person, turns {c - first:,}-{c:,}: server CPU ms/turn",
                 at(c, "server_cpu_ms_per_turn"),
                 2,
             )
     for c in checkpoints:
         row(
-            f"one person, turns {c - CHECKPOINT_WINDOW + 1:,}-{c:,}: store req/turn",
+            f"one person, turns {c - first:,}-{c:,}: store req/turn",
             at(c, "store_requests_per_turn"),
             2,
         )
@@ -663,6 +679,12 @@ def main() -> None:
         default=20,
         help="turns of one person sent at once, for lost messages (0 skips it)",
     )
+    parser.add_argument(
+        "--window",
+        type=int,
+        default=CHECKPOINT_WINDOW,
+        help="turns up to each one-person checkpoint that its figures cover (more: steadier)",
+    )
     parser.add_argument("--json", type=Path, help="also write the raw figures to this file")
     parser.add_argument(
         "--profile",
@@ -683,6 +705,8 @@ def main() -> None:
         parser.error("--model-latency must be 0 to 60 seconds")
     if not 0 <= options.conversation_turns <= 100_000 or not 0 <= options.concurrent_turns <= 100:
         parser.error("--conversation-turns must be 0 to 100000, --concurrent-turns 0 to 100")
+    if not 1 <= options.window <= min(CHECKPOINTS[1:]):
+        parser.error(f"--window must be 1 to {min(CHECKPOINTS[1:])}")
     options.started_at = datetime.now(UTC).isoformat(timespec="seconds")
     if options.profile:
         options.profile = options.profile.resolve()
