@@ -398,7 +398,10 @@ async def measure(
     if figures.exit_code not in (0, None):
         say(f"{tag}: exited with {figures.exit_code}:\n{process.log_tail()}")
     if profile is not None:
-        say(f"{tag}: profile in {profile} (.venv/bin/python -m pstats {profile})")
+        say(
+            f"{tag}: profile in {profile} (.venv/bin/python -m pstats {profile}), "
+            f"the SQLite store's thread's beside it if it ran any (-store.prof)"
+        )
     if options.concurrent_turns:
         lost_env = bot_environment(
             fakes.model.base_url,
@@ -689,8 +692,9 @@ def main() -> None:
     parser.add_argument(
         "--profile",
         type=Path,
-        help="run each bot's load and conversation phases under cProfile, writing "
-        "DIR/<backend>-<bot>.prof (slower: for finding where time goes, not for figures)",
+        help="run each bot under cProfile, writing DIR/<backend>-<bot>.prof (its event loop's "
+        "thread) and DIR/<backend>-<bot>-store.prof (the SQLite store's thread); slower: for "
+        "finding where time goes, not for figures",
     )
     parser.add_argument(
         "--shared-cores",

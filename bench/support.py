@@ -224,7 +224,8 @@ class BotProcess:
         profile_to: Path | None = None,
         cpus: set[int] | None = None,
     ) -> None:
-        """With `profile_to`, the bot runs under cProfile, which writes there when it stops;
+        """With `profile_to`, the bot runs under cProfile (`bench.profiled`: the SQLite store's
+        thread apart, beside it), which writes there when it stops;
         with `cpus`, it runs on those cores only (see `split_cores`)."""
         self.name = name
         self.profile_to = profile_to
@@ -249,7 +250,7 @@ class BotProcess:
         python, *arguments = BOT_COMMANDS[self.name]
         if self.profile_to is None:
             return [python, *arguments]
-        return [python, "-m", "cProfile", "-o", str(self.profile_to), *arguments]
+        return [python, "-m", "bench.profiled", str(self.profile_to), *arguments]
 
     async def start(self) -> None:
         with self.log_path.open("wb") as log:
