@@ -10,10 +10,8 @@ from pathlib import Path
 import pytest
 
 from memory.errors import StoreError
-from memory.recall import search_terms
 from memory.records import Message
 from memory.sqlite_store import SCHEMA_VERSION, SQLiteStore
-from memory.terms import terms_of
 
 pytestmark = pytest.mark.integration
 
@@ -270,27 +268,3 @@ async def test_kept_embeddings_stay_the_newest_as_turns_append_to_them(tmp_path:
         assert ("k", 3) in store._buffers  # appended in the buffer, not read again
     finally:
         await store.close()
-
-
-async def test_each_match_tells_ranking_which_terms_it_holds_and_how_many_it_has(
-    tmp_path: Path,
-) -> None:
-    texts = [
-        "The Bluebird budget is 40,000 euros.",
-        "Budget review on Friday, budget again",
-        "Nothing to see here",
-        "",
-    ]
-    store = await store_with(tmp_path, texts)
-    terms = search_terms(["bluebird budget friday"])
-    try:
-        found = await store.find_candidates("k", terms, 10, lambda matches, _terms: list(matches))
-    finally:
-        await store.close()
-    # What BM25 reads of a message: the search's terms it holds, and its count of distinct terms.
-    assert {(c.message.id, c.matched, c.length) for c in found} == {
-        (f"m{n}", frozenset(terms) & set(terms_of(text)), len(terms_of(text)))
-        for n, text in enumerate(texts)
-        if set(terms) & set(terms_of(text))
-    }
-    assert {c.message.id for c in found} == {"m0", "m1"}

@@ -8,6 +8,8 @@ import pytest
 
 from memory import ConversationMemory, ConversationRecord, MemoryStore, Message
 from memory.conversation import EXPORT_FORMAT
+from memory.recall import search_terms
+from memory.terms import terms_of
 from tests.conftest import StoreFactory, conversation_memory
 
 pytestmark = pytest.mark.integration
@@ -311,3 +313,28 @@ async def test_an_export_holds_everything_kept(store_factory: StoreFactory) -> N
     assert export["item_count"] == 1
     assert export["message_count"] == 1102
     assert export["since"] == START.isoformat()
+
+
+async def test_each_candidate_tells_ranking_which_terms_it_holds_and_how_many_it_has(
+    store_factory: StoreFactory,
+) -> None:
+    store = await store_factory()
+    texts = [
+        "The Bluebird budget is 40,000 euros.",
+        "Budget review on Friday, budget again",
+        "Nothing to see here",
+    ]
+    start = datetime(2026, 1, 5, 9, tzinfo=UTC)
+    archive = [
+        Message(role="user", content=text, at=start + timedelta(minutes=n), id=f"m{n}")
+        for n, text in enumerate(texts)
+    ]
+    await store.update("k", lambda record: record, archive=archive)
+    question = "bluebird budget friday"
+    terms = search_terms([question])
+    _, found = await store.load_ranked("k", [question], 10)
+    # What BM25 reads of a message: the search's terms it holds, and its count of distinct terms.
+    assert {(c.message.id, c.matched, c.length) for c in found} == {
+        ("m0", frozenset(terms) & set(terms_of(texts[0])), len(terms_of(texts[0]))),
+        ("m1", frozenset(terms) & set(terms_of(texts[1])), len(terms_of(texts[1]))),
+    }
