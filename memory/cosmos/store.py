@@ -758,11 +758,12 @@ def _best(
     terms, its `seq` (the archive's order)."""
     by_order: dict[int, dict[str, Any]] = {}
     matches: list[Match] = []
+    wanted = frozenset(terms)
     for row in rows:
-        held = set(row.get("terms") or ())
+        held = row.get("terms") or ()  # distinct, as `terms_of` gives them
         order = int(row.get("seq", 0))
         by_order[order] = row
-        matches.append(Match(order, frozenset(t for t in terms if t in held), len(held)))
+        matches.append(Match(order, wanted.intersection(held), len(held)))
     best = rank(matches, terms)[:limit]
     messages = _messages(by_order[m.order] for m in best)
     return [
