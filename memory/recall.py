@@ -102,7 +102,9 @@ def named_speaker(question: str, names: Iterable[str]) -> str:
 
     A name that is all lower case ("someone", for a sender with no name) is not one. A longer
     name wins over one inside it ("Sam Li" over "Sam"), and a display name's first word stands
-    for it when no other name starts so ("Priya" for "Priya Shah"). Only the question's first
+    for it when no other name starts so ("Priya" for "Priya Shah"). Someone who capitalises
+    words beyond a sentence's first (and "I") writes names capitalised: then a name written in
+    lower case is a word ("What will Sam do?" names Sam, not a Will). Only the question's first
     QUESTION_CHARS characters are read."""
     aliases = {_name_key(name): name for name in names if name and not name.islower()}
     firsts: dict[str, list[str]] = {}
@@ -114,13 +116,39 @@ def named_speaker(question: str, names: Iterable[str]) -> str:
             aliases.setdefault(first, full[0])
     if not aliases:
         return ""
-    named = {
-        aliases[_name_key(found.group(1))]
-        for found in _names_pattern(tuple(sorted(aliases, key=len, reverse=True))).finditer(
-            _name_key(question[:QUESTION_CHARS])
-        )
-    }
+    text = question[:QUESTION_CHARS]
+    key = _name_key(text)
+    # Case is read off the question as written where its key lines up with it letter for letter.
+    cased = len(key) == len(text) and _capitalises_names(text)
+    named: set[str] = set()
+    for found in _names_pattern(tuple(sorted(aliases, key=len, reverse=True))).finditer(key):
+        name = aliases[found.group(1)]
+        if cased and name.lstrip()[:1].isupper() and not text[found.start()].isupper():
+            continue  # a word that is also someone's name, written as the word
+        named.add(name)
     return named.pop() if len(named) == 1 else ""
+
+
+_WORD = re.compile(r"[^\W\d_][\w'\u2019]*")
+
+
+def _capitalises_names(text: str) -> bool:
+    """Whether `text` has a capitalised word other than a sentence's first and "I" (I'm, I've):
+    its writer uses capitals, so a name would be written with one."""
+    last = ""  # the last character before the word that is not a space
+    end = 0
+    for found in _WORD.finditer(text):
+        gap = text[end : found.start()].rstrip()
+        last = gap[-1] if gap else last
+        word, end = found.group(), found.end()
+        sentence_start = last in ("", ".", "!", "?")
+        last = word[-1]
+        if word[0].isupper() and not sentence_start and word != "I" and word[:2] not in _I:
+            return True
+    return False
+
+
+_I = ("I'", "I\u2019")
 
 
 def _name_key(text: str) -> str:
