@@ -1,5 +1,6 @@
 """The model client: each kind of server, through the real `openai` client over HTTP."""
 
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -7,7 +8,14 @@ import pytest
 from azure.core.credentials import AccessToken
 
 from config import settings_from
-from model_client import ChatModel, ModelBadAnswer, ModelRefused, OfflineModel, create_chat_model
+from model_client import (
+    ChatModel,
+    ModelBadAnswer,
+    ModelRefused,
+    ModelUnavailable,
+    OfflineModel,
+    create_chat_model,
+)
 from tests.support.fake_openai import ContentFilterFinish, FakeOpenAI, Malformed
 
 pytestmark = pytest.mark.integration
@@ -204,3 +212,18 @@ async def test_an_answer_that_is_not_text_is_a_bad_answer(model_server: FakeOpen
             _ = [piece async for piece in model.stream(PROMPT)]
     finally:
         await model.close()
+
+
+async def test_a_refused_connection_is_unavailable_not_slow() -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = settings_from(
+        {
+            "OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1",
+            "OPENAI_MODEL": "m",
+            "MODEL_MAX_RETRIES": "0",
+        }
+    )
+    with pytest.raises(ModelUnavailable):
+        await complete_and_close(create_chat_model(settings))

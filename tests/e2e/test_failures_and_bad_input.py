@@ -12,6 +12,7 @@ from tests.support.fake_connector import FakeConnector
 from tests.support.fake_openai import (
     ContentFilterError,
     ContentFilterFinish,
+    Disconnect,
     FakeOpenAI,
     Fault,
     Hang,
@@ -37,6 +38,7 @@ async def stored_contents(bot: AppServer) -> list[str]:
         (ServerError(500), "unavailable"),
         (ServerError(503), "unavailable"),
         (Hang(seconds=30), "took too long"),
+        (Disconnect(), "unavailable"),  # not a timeout, though the transport calls it one
         (ContentFilterError(), "content filter"),
         (ContentFilterFinish(), "content filter"),
         (Malformed(), "couldn't read"),

@@ -75,6 +75,11 @@ class Hang:
 
 
 @dataclass(frozen=True)
+class Disconnect:
+    """Close the connection without answering, as a crashed server or a proxy that gave up."""
+
+
+@dataclass(frozen=True)
 class ContentFilterError:
     """Azure prompt filter: HTTP 400, ``error.code == "content_filter"`` with ``innererror``."""
 
@@ -103,7 +108,15 @@ class Malformed:
     content_type: str = "application/json"
 
 
-Fault = RateLimited | ServerError | Hang | ContentFilterError | ContentFilterFinish | Malformed
+Fault = (
+    RateLimited
+    | ServerError
+    | Hang
+    | Disconnect
+    | ContentFilterError
+    | ContentFilterFinish
+    | Malformed
+)
 
 _FILTER_CATEGORIES = ("hate", "self_harm", "sexual", "violence")
 
@@ -348,6 +361,10 @@ class FakeOpenAI:
                 request.transport.close()  # never answer a hung request: drop the connection
                 return web.Response(status=499)
             return None
+        if isinstance(fault, Disconnect):
+            if request.transport is not None:
+                request.transport.close()
+            return web.Response(status=499)  # never reaches the client
         if isinstance(fault, ContentFilterError):
             body = _error_body(
                 "The response was filtered due to the prompt triggering Azure OpenAI's "
