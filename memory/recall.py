@@ -102,10 +102,10 @@ def named_speaker(question: str, names: Iterable[str]) -> str:
 
     A name that is all lower case ("someone", for a sender with no name) is not one. A longer
     name wins over one inside it ("Sam Li" over "Sam"), and a display name's first word stands
-    for it when no other name starts so ("Priya" for "Priya Shah"). Someone who capitalises
-    words beyond a sentence's first (and "I") writes names capitalised: then a name written in
-    lower case is a word ("What will Sam do?" names Sam, not a Will). Only the question's first
-    QUESTION_CHARS characters are read."""
+    for it when no other name starts so ("Priya" for "Priya Shah"). Where the question writes
+    one of the names with a capital, a name written in lower case is the word it also is ("What
+    will Sam do?" names Sam, not a Will). Only the question's first QUESTION_CHARS characters
+    are read."""
     aliases = {_name_key(name): name for name in names if name and not name.islower()}
     firsts: dict[str, list[str]] = {}
     for name in aliases.values():
@@ -117,38 +117,27 @@ def named_speaker(question: str, names: Iterable[str]) -> str:
     if not aliases:
         return ""
     text = question[:QUESTION_CHARS]
-    key = _name_key(text)
-    # Case is read off the question as written where its key lines up with it letter for letter.
-    cased = len(key) == len(text) and _capitalises_names(text)
-    named: set[str] = set()
-    for found in _names_pattern(tuple(sorted(aliases, key=len, reverse=True))).finditer(key):
-        name = aliases[found.group(1)]
-        if cased and name.lstrip()[:1].isupper() and not text[found.start()].isupper():
-            continue  # a word that is also someone's name, written as the word
-        named.add(name)
+    key, origin = _keyed(text)
+    found = [
+        (aliases[match.group(1)], text[origin[match.start()]].isupper())
+        for match in _names_pattern(tuple(sorted(aliases, key=len, reverse=True))).finditer(key)
+    ]
+    if any(capital for _, capital in found):  # the writer capitalises names: "What will Sam do?"
+        found = [(name, capital) for name, capital in found if capital or name[:1].islower()]
+    named = {name for name, _ in found}
     return named.pop() if len(named) == 1 else ""
 
 
-_WORD = re.compile(r"[^\W\d_][\w'\u2019]*")
-
-
-def _capitalises_names(text: str) -> bool:
-    """Whether `text` has a capitalised word other than a sentence's first and "I" (I'm, I've):
-    its writer uses capitals, so a name would be written with one."""
-    last = ""  # the last character before the word that is not a space
-    end = 0
-    for found in _WORD.finditer(text):
-        gap = text[end : found.start()].rstrip()
-        last = gap[-1] if gap else last
-        word, end = found.group(), found.end()
-        sentence_start = last in ("", ".", "!", "?")
-        last = word[-1]
-        if word[0].isupper() and not sentence_start and word != "I" and word[:2] not in _I:
-            return True
-    return False
-
-
-_I = ("I'", "I\u2019")
+def _keyed(text: str) -> tuple[str, Sequence[int]]:
+    """`text` as names are matched in it, and where in `text` each of its characters comes from
+    (casefolding makes some characters longer: "ß" is "ss")."""
+    key = _name_key(text)
+    if len(key) == len(text):
+        return key, range(len(text))
+    origin: list[int] = []
+    for at, character in enumerate(text):
+        origin.extend([at] * len(_name_key(character)))
+    return key, origin
 
 
 def _name_key(text: str) -> str:
