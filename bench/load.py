@@ -176,8 +176,8 @@ async def settle(process: BotProcess, limit_seconds: float = 20.0) -> None:
 
 
 def window_cpu(process: BotProcess, backend: Backend) -> tuple[float, float, float | None]:
-    """Precise CPU seconds so far of the bot, of its event loop's thread (cProfile sees only
-    that one; the SQLite store's thread is the rest), and of the local Cosmos DB server, if any."""
+    """Precise CPU seconds so far of the bot, of its event loop's thread (the rest is its other
+    threads', on SQLite almost all the store's), and of the local Cosmos DB server, if any."""
     server = backend.server_pid()
     return (
         process.precise_cpu_seconds(),

@@ -3,12 +3,13 @@
     python -m bench.profiled OUT.prof app.py
     python -m bench.profiled OUT.prof -m bench.minimal_bot
 
-`python -m cProfile` profiles only the thread that started it; MemoryBot's SQLite store does its
-work (the searches, the write) on a thread of its own, about half the bot's CPU in a long
-conversation. So each job the store hands its thread (`SQLiteStore._run`) runs under a second
-profiler, written beside the first as OUT-store.prof when the bot exits (if it ran any).
-`bench.load --profile` starts the bots this way. For finding where time goes, not for figures:
-profiling slows the bot.
+On Python 3.11, `python -m cProfile` profiles only the thread that started it; MemoryBot's
+SQLite store does its work (the searches, the write) on a thread of its own, about half the
+bot's CPU in a long conversation. So each job the store hands its thread (`SQLiteStore._run`)
+runs under a second profiler, written beside the first as OUT-store.prof when the bot exits (if
+it ran any). From Python 3.12 a profiler sees every thread and only one may run: there the one
+profile holds both. `bench.load --profile` starts the bots this way. For finding where time
+goes, not for figures: profiling slows the bot.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ def main(arguments: list[str]) -> None:
     main_profile = Path(out)
     store_profile = main_profile.with_name(f"{main_profile.stem}-store{main_profile.suffix}")
     store = cProfile.Profile()
-    profile_the_store_thread(store)
+    if sys.version_info < (3, 12):  # one profiler a thread; from 3.12, one for every thread
+        profile_the_store_thread(store)
     loop = cProfile.Profile()
     sys.argv = command[1:] if command[0] == "-m" else command
     loop.enable()
