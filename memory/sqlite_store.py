@@ -482,7 +482,7 @@ class SQLiteStore(StoreBase):
         )
         found: list[Match] = []
         term_of = wanted.get
-        for rowid, words in rows:  # a row's indexed words are distinct, one space apart
+        for rowid, words in rows:  # a row's indexed words, one space apart
             indexed = words.split(" ") if words else []
             matched = frozenset(term for term in map(term_of, indexed) if term is not None)
             found.append(Match(rowid, matched, len(indexed)))
