@@ -28,6 +28,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import regex
+
 from memory.records import Around, ChatMessage, ConversationRecord, MemoryItem, Message
 from memory.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_PROMPT, count_tokens, fit_to_tokens
 
@@ -56,6 +58,9 @@ _SHARE_OF_BUDGET_PER_PART = 4  # summary, recent window and any one message: a q
 # of its own (a forged date, or a forged "you answered"), nor can it close the quotation.
 _LINE_BREAKS = re.compile(r"\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
 _MEMORY_TAG = re.compile(r"<\s*/?\s*memory\b[^>]*>", re.IGNORECASE)
+# Invisible characters (Unicode category Cf: zero-width spaces and joiners, direction marks,
+# soft hyphens, tag characters); `regex` knows Unicode's properties, `re` does not.
+_FORMAT_CHARACTERS = regex.compile(r"\p{Cf}+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,8 +307,7 @@ def _quoted(text: str) -> str:
 def _plain(text: str) -> str:
     """`text` NFKC-normalised, without format characters (remembered texts recur from turn to
     turn: each is read once)."""
-    normal = unicodedata.normalize("NFKC", text)
-    return "".join(c for c in normal if unicodedata.category(c) != "Cf")
+    return _FORMAT_CHARACTERS.sub("", unicodedata.normalize("NFKC", text))
 
 
 _ANGLES = str.maketrans({"<": "‹", ">": "›"})

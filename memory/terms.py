@@ -77,15 +77,19 @@ _LONGEST_WORD = 40  # longer runs of letters are not words anyone looks for
 
 @lru_cache(maxsize=8192)
 def _cached_content_words(text: str) -> tuple[str, ...]:
-    return tuple(_content_words(text))
+    return tuple(word for word in _WRITTEN_WORD.findall(text) if _is_content(word))
 
 
 def _content_words(text: str) -> Iterator[str]:
     for found in _WRITTEN_WORD.finditer(text):
         word = found.group()
-        if 1 < len(word) <= _LONGEST_WORD and _plain(word) not in STOPWORDS:
+        if _is_content(word):
             yield word
 
 
-def _plain(word: str) -> str:
-    return word.lower().replace("’", "'").removesuffix("'s")
+@lru_cache(maxsize=65_536)
+def _is_content(word: str) -> bool:
+    """Whether a word as written is one a reader would look for (people reuse their words: each
+    is judged once)."""
+    plain = word.lower().replace("’", "'").removesuffix("'s")
+    return 1 < len(word) <= _LONGEST_WORD and plain not in STOPWORDS
