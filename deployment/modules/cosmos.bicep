@@ -31,15 +31,21 @@ param defaultTtlSeconds int
 @description('Principal id of the identity that reads and writes memory.')
 param dataContributorPrincipalId string
 
-// Must equal PARTITION_KEY_PATH in memory/cosmos_store.py: every memory key is one partition.
+// Must equal PARTITION_KEY_PATH in memory/cosmos/ids.py: every memory key is one partition.
 var partitionKeyPath = '/pk'
 // Cosmos DB Built-in Data Contributor: read, write and delete items, read metadata; no keys,
 // no control plane.
 var dataContributorRoleId = '00000000-0000-0000-0000-000000000002'
+// Full-text search (FullTextScore, BM25) for the store's search of old messages: the container's
+// full-text policy and index below need it on the account.
+var fullTextCapability = {
+  name: 'EnableNoSQLFullTextSearch'
+}
 var serverlessCapabilities = [
   {
     name: 'EnableServerless'
   }
+  fullTextCapability
 ]
 var provisionedOptions = {
   autoscaleSettings: {
@@ -47,7 +53,7 @@ var provisionedOptions = {
   }
 }
 
-resource account 'Microsoft.DocumentDB/databaseAccounts@2024-11-15' = {
+resource account 'Microsoft.DocumentDB/databaseAccounts@2025-04-15' = {
   // checkov:skip=CKV_AZURE_99: App Service without VNet integration reaches Cosmos DB over its public endpoint; every request needs an Entra ID token (local auth is off). See deployment/README.md, Hardening.
   // checkov:skip=CKV_AZURE_101: Public network access stays on because the web app is not in a virtual network; a private endpoint needs VNet integration and a private DNS zone. Keys are off, so every request still needs an Entra ID token. See deployment/README.md, Hardening.
   name: accountName
@@ -66,7 +72,9 @@ resource account 'Microsoft.DocumentDB/databaseAccounts@2024-11-15' = {
     consistencyPolicy: {
       defaultConsistencyLevel: 'Session'
     }
-    capabilities: serverless ? serverlessCapabilities : []
+    capabilities: serverless ? serverlessCapabilities : [
+      fullTextCapability
+    ]
     disableLocalAuth: true
     disableKeyBasedMetadataWriteAccess: true
     minimalTlsVersion: 'Tls12'
@@ -77,7 +85,7 @@ resource account 'Microsoft.DocumentDB/databaseAccounts@2024-11-15' = {
   }
 }
 
-resource database 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases@2024-11-15' = {
+resource database 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases@2025-04-15' = {
   parent: account
   name: databaseName
   properties: {
@@ -88,7 +96,7 @@ resource database 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases@2024-11-15
   }
 }
 
-resource container 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2024-11-15' = {
+resource container 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2025-04-15' = {
   parent: database
   name: containerName
   properties: {
@@ -103,8 +111,20 @@ resource container 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/container
       }
       // Time to live must be on for the items' own ttl to count.
       defaultTtl: defaultTtlSeconds
-      // Index only what the store's queries use (memory/cosmos_store.py INDEXING_POLICY):
-      // message texts and embeddings then cost no index writes.
+      // Message texts (/content) get Cosmos DB's full-text search: where the search by terms
+      // stops at its bound, the store asks FullTextScore for older matches
+      // (memory/cosmos/provisioning.py FULL_TEXT_PATH).
+      fullTextPolicy: {
+        defaultLanguage: 'en-US'
+        fullTextPaths: [
+          {
+            path: '/content'
+            language: 'en-US'
+          }
+        ]
+      }
+      // Index only what the store's queries use (memory/cosmos/provisioning.py INDEXING_POLICY),
+      // and the texts for full-text search: embeddings cost no index writes.
       indexingPolicy: {
         indexingMode: 'consistent'
         automatic: true
@@ -130,12 +150,17 @@ resource container 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/container
             path: '/"_etag"/?'
           }
         ]
+        fullTextIndexes: [
+          {
+            path: '/content'
+          }
+        ]
       }
     }
   }
 }
 
-resource dataContributor 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@2024-11-15' = {
+resource dataContributor 'Microsoft.DocumentDB/databaseAccounts/sqlRoleAssignments@2025-04-15' = {
   parent: account
   name: guid(account.id, dataContributorPrincipalId, dataContributorRoleId)
   properties: {

@@ -35,7 +35,24 @@ INDEXING_POLICY: dict[str, Any] = {
     ],
     "excludedPaths": [{"path": "/*"}, {"path": '/"_etag"/?'}],
 }
-"""Index only what queries filter or sort on: message texts and records cost no index writes."""
+"""Index only what queries filter or sort on: message texts and records cost no index writes.
+The deployment's container adds Cosmos DB's full-text index on message texts
+(`FULL_TEXT_PATH`); a container made here has none, since an account without the feature
+refuses a container that asks for it."""
+
+FULL_TEXT_PATH = "/content"
+"""Where archive items keep a message's text, which Cosmos DB's full-text search reads."""
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    """An open client's container, what it offers, and what closes the client."""
+
+    resources: AsyncExitStack
+    container: ContainerProxy
+    full_text: bool
+    """Whether the container has Cosmos DB's full-text search on message texts
+    (`has_full_text`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +74,7 @@ async def connect(
     credential: AsyncTokenCredential | None,
     verify_tls: bool,
     trust_env: bool,
-) -> tuple[AsyncExitStack, ContainerProxy]:
+) -> Connected:
     """An open client's container, checked (and created where allowed), and what closes it."""
     resources = AsyncExitStack()
     try:
@@ -84,17 +101,18 @@ async def connect(
         # session open unless it is closed.
         resources.push_async_callback(client.close)
         await requests("connect to the account", client.__aenter__, at_start=True)
-        container = await _prepare(requests, spec, client)
+        container, properties = await _prepare(requests, spec, client)
     except BaseException:
         await resources.aclose()
         raise
-    return resources, container
+    return Connected(resources, container, has_full_text(properties))
 
 
 async def _prepare(
     requests: CosmosRequests, spec: ContainerSpec, client: CosmosClient
-) -> ContainerProxy:
-    """Check that the database and container exist and suit the store; create when allowed."""
+) -> tuple[ContainerProxy, dict[str, Any]]:
+    """Check that the database and container exist and suit the store (create them where
+    allowed); the container and its properties."""
     where = f"at {requests.endpoint}"
     database: DatabaseProxy = client.get_database_client(spec.database)
     if await _missing(requests, "read the database", database.read):
@@ -130,7 +148,7 @@ async def _prepare(
         )
     properties = await requests("read the container", container.read, at_start=True)
     _check_container(spec, properties)
-    return container
+    return container, properties
 
 
 def _check_container(spec: ContainerSpec, properties: dict[str, Any]) -> None:
@@ -147,6 +165,22 @@ def _check_container(spec: ContainerSpec, properties: dict[str, Any]) -> None:
             f"{name} has time to live switched off, so memory would never expire: turn it "
             "on (default time to live -1 or a number of seconds) in the deployment"
         )
+
+
+def has_full_text(properties: dict[str, Any]) -> bool:
+    """Whether a container's properties give message texts Cosmos DB's full-text search: a
+    full-text policy and a full-text index on FULL_TEXT_PATH. A container can have them only
+    on an account with the feature, so they also say that the account has it."""
+
+    def paths(entries: Any) -> set[object]:
+        listed = entries if isinstance(entries, list) else []
+        return {entry.get("path") for entry in listed if isinstance(entry, dict)}
+
+    policy = properties.get("fullTextPolicy")
+    indexing = properties.get("indexingPolicy")
+    declared = paths(policy.get("fullTextPaths") if isinstance(policy, dict) else None)
+    indexed = paths(indexing.get("fullTextIndexes") if isinstance(indexing, dict) else None)
+    return FULL_TEXT_PATH in declared and FULL_TEXT_PATH in indexed
 
 
 async def _missing(

@@ -39,7 +39,7 @@ from memory.cosmos.ids import (
     marks_partition_for,
     partition_key_for,
 )
-from memory.cosmos.provisioning import ContainerSpec, connect
+from memory.cosmos.provisioning import FULL_TEXT_PATH, ContainerSpec, connect
 from memory.cosmos.requests import (
     CONFLICT,
     NOT_FOUND,
@@ -77,6 +77,7 @@ _NEIGHBOUR_SPAN = 10 * 60 * 1000 * 1000  # ten minutes, in `seq` units
 # requests are throttled before everyone else's turns. Without the feature the header is ignored.
 _BACKGROUND: dict[str, Any] = {"priority": "Low"}
 _MAX_NEIGHBOUR_ROWS = 200
+_REFUSED = frozenset({400})  # a query the account or container cannot run
 
 # The record item's `seq`, above every archive item's (milliseconds x 1,000, about 1.8e15 now),
 # and exact as a JSON number (at most 2**53 - 1).
@@ -133,17 +134,21 @@ class CosmosStore(StoreBase):
         self._ttl = {} if ttl_seconds is None else {"ttl": ttl_seconds}
         self._resources: AsyncExitStack | None = None
         self._container: ContainerProxy | None = None
+        self._full_text = False  # the container has Cosmos DB's full-text search (`open`)
         self._key_locks: dict[str, _KeyLock] = {}
         self._recent_reads: OrderedDict[str, _StoredRecord] = OrderedDict()
 
     def describe(self) -> str:
         auth = "key auth" if self._key else "Entra ID"
-        return f"cosmos ({self.endpoint}, {self.database_name}/{self.container_name}, {auth})"
+        search = ", full-text search" if self._full_text else ""
+        return (
+            f"cosmos ({self.endpoint}, {self.database_name}/{self.container_name}, {auth}{search})"
+        )
 
     async def open(self) -> None:
         if self._container is not None:
             return
-        self._resources, self._container = await connect(
+        connected = await connect(
             self._requests,
             self._spec,
             key=self._key,
@@ -151,6 +156,8 @@ class CosmosStore(StoreBase):
             verify_tls=self.verify_tls,
             trust_env=self.trust_env,
         )
+        self._resources, self._container = connected.resources, connected.container
+        self._full_text = connected.full_text
 
     async def load(self, key: str) -> ConversationRecord:
         stored = await self._read(self._open_container(), key)
@@ -180,6 +187,7 @@ class CosmosStore(StoreBase):
         stored = self._stored(key, found[0]) if found else await self._read(container, key)
         self._keep_read(key, stored)
         messages = [row for row in rows if row.get("id") != RECORD_ITEM_ID]
+        messages += await self._older_matches(key, terms, messages, _candidates(limit))
         shown = {m.id for m in stored.record.unsummarised}  # the prompt shows these anyway
         best = await self._with_neighbours(key, _best(messages, terms, limit, rank), around, shown)
         return stored.record, best
@@ -238,7 +246,48 @@ class CosmosStore(StoreBase):
             {"@top": _candidates(limit), **_term_parameters(terms)},
             "search a memory's archive",
         )
+        rows += await self._older_matches(key, terms, rows, _candidates(limit))
         return _best(rows, terms, limit, rank)
+
+    async def _older_matches(
+        self, key: str, terms: Sequence[str], newest: list[dict[str, Any]], top: int
+    ) -> list[dict[str, Any]]:
+        """Where the search by terms stopped at its bound (`top` newest matches) and the
+        container has Cosmos DB's full-text search: the archive's best `top` matches by its BM25
+        (FullTextScore) from the whole archive, those not among `newest`. A rare word is what
+        finds an old fact, and with a common word beside it the newest matches can crowd it out.
+
+        An account that refuses the query (400: the feature or the index is missing) is not
+        asked again; any other failure leaves this turn to the search by terms alone.
+        """
+        if not self._full_text or len(newest) < top:
+            return []
+        names = [f"@w{n}" for n in range(len(terms))]
+        listed = ", ".join(names)
+        try:
+            rows = await self._archive_rows(
+                key,
+                f"c.kind = 'message' AND FullTextContainsAny(c.content, {listed})",
+                {"@top": top, **dict(zip(names, terms, strict=True))},
+                "search a memory's archive by full text",
+                order_by=f"RANK FullTextScore(c.content, {listed})",
+                expected=_REFUSED,
+            )
+        except CosmosHttpResponseError as error:
+            self._full_text = False
+            log.warning(
+                "Cosmos DB refused a full-text search (HTTP %s): the container's full-text "
+                "index on %s is missing or the account lacks the feature; searching by terms "
+                "alone from now on",
+                error.status_code,
+                FULL_TEXT_PATH,
+            )
+            return []
+        except StoreError as error:
+            log.warning("a full-text search failed (%s); this turn searches by terms alone", error)
+            return []
+        known = {row.get("messageId") for row in newest}
+        return [row for row in rows if row.get("messageId") not in known]
 
     async def nearest_candidates(
         self,
@@ -680,9 +729,12 @@ class CosmosStore(StoreBase):
         extra_fields: str = "",
         *,
         background: bool = False,
+        order_by: str = "c.seq DESC",
+        expected: frozenset[int] = frozenset(),
     ) -> list[dict[str, Any]]:
-        """The first `@top` items of `key`'s partition that meet `where`, highest `seq` first;
-        at low priority if `background` (`_BACKGROUND`).
+        """The first `@top` items of `key`'s partition that meet `where`, highest `seq` first
+        (or as `order_by` says); at low priority if `background` (`_BACKGROUND`); an answer
+        with a status in `expected` is raised as the SDK's error.
 
         Archive items' `seq` orders them newest first; the record's is higher than all.
         """
@@ -692,7 +744,7 @@ class CosmosStore(StoreBase):
         # Only fixed text and parameter names are joined here; every value is a parameter.
         query = (
             f"SELECT TOP @top {fields} FROM c "  # noqa: S608
-            f"WHERE c.pk = @pk AND {where} ORDER BY c.seq DESC"
+            f"WHERE c.pk = @pk AND {where} ORDER BY {order_by}"
         )
         bound: list[dict[str, object]] = [{"name": "@pk", "value": partition}]
         bound += [{"name": name, "value": value} for name, value in parameters.items()]
@@ -707,7 +759,7 @@ class CosmosStore(StoreBase):
             )
             return [row async for row in found]
 
-        return await self._requests(action, fetch)
+        return await self._requests(action, fetch, expected=expected)
 
     @asynccontextmanager
     async def _exclusive(self, key: str) -> AsyncIterator[None]:

@@ -13,6 +13,7 @@ import pytest
 
 from config import SECRET_VARIABLES, Settings, settings_from
 from memory.cosmos import INDEXING_POLICY, PARTITION_KEY_PATH
+from memory.cosmos.provisioning import FULL_TEXT_PATH, has_full_text
 from tests.deployment.templates import (
     MAIN,
     ROOT,
@@ -198,9 +199,19 @@ def test_cosmos_db_is_serverless_by_default_and_takes_no_keys() -> None:
     properties = cosmos.evaluate(
         {k: v for k, v in account.properties.items() if k in {"capabilities", "disableLocalAuth"}}
     )
-    assert properties == {"capabilities": [{"name": "EnableServerless"}], "disableLocalAuth": True}
+    assert properties == {
+        "capabilities": [{"name": "EnableServerless"}, {"name": "EnableNoSQLFullTextSearch"}],
+        "disableLocalAuth": True,
+    }
     assert account.properties["disableKeyBasedMetadataWriteAccess"] is True
     assert cosmos.evaluate("serverless") is True
+
+
+def test_a_provisioned_account_has_full_text_search_too() -> None:
+    cosmos = scope_of(COSMOS, main_scope(cosmosServerless=False))
+    account = cosmos.template.resource("Microsoft.DocumentDB/databaseAccounts")
+    capabilities = cosmos.evaluate(account.properties["capabilities"])
+    assert capabilities == [{"name": "EnableNoSQLFullTextSearch"}]
 
 
 def test_cosmos_container_is_the_one_the_store_expects() -> None:
@@ -215,7 +226,12 @@ def test_cosmos_container_is_the_one_the_store_expects() -> None:
     assert cosmos.evaluate(container.config["name"]) == Settings().cosmos_container
     database = cosmos.template.resource("Microsoft.DocumentDB/databaseAccounts/sqlDatabases")
     assert cosmos.evaluate(database.config["name"]) == Settings().cosmos_database
-    assert cosmos.evaluate(resource["indexingPolicy"]) == INDEXING_POLICY
+    assert cosmos.evaluate(resource["indexingPolicy"]) == {
+        **INDEXING_POLICY,
+        "fullTextIndexes": [{"path": FULL_TEXT_PATH}],
+    }
+    # The store finds the full-text search the deployment gives it (and uses it).
+    assert has_full_text(cosmos.evaluate(resource))
 
 
 def test_memory_lifetime_is_one_parameter_for_the_container_and_the_app() -> None:

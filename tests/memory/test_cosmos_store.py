@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -31,6 +32,7 @@ from memory.cosmos import (
     cosmos_safe,
     partition_key_for,
 )
+from memory.cosmos.provisioning import INDEXING_POLICY, has_full_text
 from memory.errors import StoreConflict, StoreError, StoreNotReady, StoreUnavailable
 from memory.recall import query_terms
 from memory.terms import terms_of
@@ -572,6 +574,112 @@ async def test_recall_prefers_a_short_message_to_newer_long_ones_holding_the_sam
         )
     found = await store.search("k", query_terms("When did we decide to launch?"), 2)
     assert found[0].content == "We decided to launch on March 3rd."
+
+
+# --------------------------------------------------------------------------- full-text search
+
+FULL_TEXT_POLICY = {
+    "defaultLanguage": "en-US",
+    "fullTextPaths": [{"path": "/content", "language": "en-US"}],
+}
+INDEXED_FOR_FULL_TEXT = {**INDEXING_POLICY, "fullTextIndexes": [{"path": "/content"}]}
+
+
+@pytest.mark.parametrize(
+    ("properties", "offered"),
+    [
+        ({"fullTextPolicy": FULL_TEXT_POLICY, "indexingPolicy": INDEXED_FOR_FULL_TEXT}, True),
+        ({"indexingPolicy": INDEXED_FOR_FULL_TEXT}, False),  # no policy: the account refuses
+        ({"fullTextPolicy": FULL_TEXT_POLICY, "indexingPolicy": INDEXING_POLICY}, False),
+        (  # full text on another property
+            {
+                "fullTextPolicy": {"fullTextPaths": [{"path": "/text"}]},
+                "indexingPolicy": {"fullTextIndexes": [{"path": "/text"}]},
+            },
+            False,
+        ),
+        ({"fullTextPolicy": "on", "indexingPolicy": {"fullTextIndexes": ["/content"]}}, False),
+        ({}, False),
+    ],
+)
+def test_full_text_search_is_used_where_the_container_has_its_policy_and_index(
+    properties: dict[str, Any], offered: bool
+) -> None:
+    assert has_full_text(properties) is offered
+
+
+async def full_text_store(cosmos: CosmosServer, database_name: str) -> CosmosStore:
+    """A store on a container made as the deployment makes it, with full-text search."""
+    async with cosmos_client(cosmos) as client:
+        database = await client.create_database(database_name)
+        await database.create_container(
+            "memory",
+            PartitionKey("/pk"),
+            default_ttl=60,
+            indexing_policy=INDEXED_FOR_FULL_TEXT,
+            full_text_policy=FULL_TEXT_POLICY,
+        )
+    store = cosmos_store_on(cosmos, database_name, retry=QUICK)
+    await store.open()
+    return store
+
+
+async def test_a_search_cut_at_its_bound_asks_full_text_for_older_matches_once_refused(
+    cosmos: CosmosServer, cosmos_database: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The test server keeps a container's full-text policy but cannot run FullTextScore: it
+    refuses the query with 400, as an account without the feature does. The turn goes on with
+    the search by terms, and the store does not ask again."""
+    store = await full_text_store(cosmos, cosmos_database)
+    try:
+        assert store.describe().endswith(", full-text search)")
+        archive = [Message("user", f"the garden needs water, day {n}") for n in range(120)]
+        await store.update("k", lambda record: record, archive=archive)
+        cosmos.clear_requests()
+        with caplog.at_level(logging.WARNING, logger="memory.cosmos.store"):
+            found = await store.search("k", query_terms("watering the garden"), 5)
+        assert len(found) == 5
+        assert [(method, status) for method, _, status in shape(cosmos.requests())] == [
+            ("POST", 200),  # the newest 100 matches by terms: as many as it reads
+            ("POST", 400),  # Cosmos DB's BM25 over the whole archive, refused
+        ]
+        refusals = [r.getMessage() for r in caplog.records if "full-text" in r.getMessage()]
+        assert len(refusals) == 1
+        assert "HTTP 400" in refusals[0]
+        assert "garden" not in refusals[0]  # no chat text in logs
+        assert not store.describe().endswith(", full-text search)")
+        cosmos.clear_requests()
+        _, matches = await store.load_with_matches("k", query_terms("the garden"), 5)
+        assert len(matches) == 5
+        assert [status for _, _, status in shape(cosmos.requests())] == [200]  # not asked again
+    finally:
+        await store.close()
+
+
+async def test_a_search_within_its_bound_needs_no_full_text_search(
+    cosmos: CosmosServer, cosmos_database: str
+) -> None:
+    store = await full_text_store(cosmos, cosmos_database)
+    try:
+        archive = [Message("user", f"the garden needs water, day {n}") for n in range(20)]
+        await store.update("k", lambda record: record, archive=archive)
+        cosmos.clear_requests()
+        assert len(await store.search("k", query_terms("the garden"), 5)) == 5
+        assert [status for _, _, status in shape(cosmos.requests())] == [200]
+        assert store.describe().endswith(", full-text search)")  # never refused
+    finally:
+        await store.close()
+
+
+async def test_a_container_without_full_text_search_is_searched_by_terms_alone(
+    cosmos: CosmosServer, store: CosmosStore
+) -> None:
+    assert "full-text" not in store.describe()
+    archive = [Message("user", f"the garden needs water, day {n}") for n in range(120)]
+    await store.update("k", lambda record: record, archive=archive)
+    cosmos.clear_requests()
+    assert len(await store.search("k", query_terms("the garden"), 5)) == 5
+    assert [status for _, _, status in shape(cosmos.requests())] == [200]
 
 
 async def test_the_archive_lists_a_turn_in_the_order_it_was_said(store: CosmosStore) -> None:
