@@ -86,6 +86,11 @@ param embeddingsModelName string = 'text-embedding-3-small'
 @description('Embeddings model version.')
 param embeddingsModelVersion string = '1'
 
+@description('Dimensions of the embeddings model\'s vectors (text-embedding-3-small: 1536; text-embedding-3-large: 3072). Cosmos DB\'s vector search is made for this size and cannot change once the container exists.')
+@minValue(1)
+@maxValue(4096)
+param embeddingsDimensions int = 1536
+
 @description('Embeddings deployment name (AZURE_OPENAI_EMBEDDINGS_DEPLOYMENT).')
 param embeddingsDeploymentName string = embeddingsModelName
 
@@ -142,6 +147,7 @@ module cosmos 'modules/cosmos.bicep' = {
     databaseName: cosmosDatabaseName
     containerName: cosmosContainerName
     defaultTtlSeconds: memoryTtlDays * 86400
+    embeddingsDimensions: embeddingsDimensions
     dataContributorPrincipalId: identity.outputs.principalId
   }
 }

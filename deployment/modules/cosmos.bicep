@@ -28,6 +28,11 @@ param containerName string
 @minValue(1)
 param defaultTtlSeconds int
 
+@description('Dimensions of the embeddings the vector search takes: the embeddings model\'s.')
+@minValue(1)
+@maxValue(4096)
+param embeddingsDimensions int
+
 @description('Principal id of the identity that reads and writes memory.')
 param dataContributorPrincipalId string
 
@@ -36,16 +41,21 @@ var partitionKeyPath = '/pk'
 // Cosmos DB Built-in Data Contributor: read, write and delete items, read metadata; no keys,
 // no control plane.
 var dataContributorRoleId = '00000000-0000-0000-0000-000000000002'
-// Full-text search (FullTextScore, BM25) for the store's search of old messages: the container's
-// full-text policy and index below need it on the account.
-var fullTextCapability = {
-  name: 'EnableNoSQLFullTextSearch'
-}
+// Full-text search (FullTextScore, BM25) for the store's search of old messages, and vector search
+// (VectorDistance) for its search by meaning: the container's policies and indexes below need them
+// on the account.
+var searchCapabilities = [
+  {
+    name: 'EnableNoSQLFullTextSearch'
+  }
+  {
+    name: 'EnableNoSQLVectorSearch'
+  }
+]
 var serverlessCapabilities = [
   {
     name: 'EnableServerless'
   }
-  fullTextCapability
 ]
 var provisionedOptions = {
   autoscaleSettings: {
@@ -72,9 +82,7 @@ resource account 'Microsoft.DocumentDB/databaseAccounts@2025-04-15' = {
     consistencyPolicy: {
       defaultConsistencyLevel: 'Session'
     }
-    capabilities: serverless ? serverlessCapabilities : [
-      fullTextCapability
-    ]
+    capabilities: concat(serverless ? serverlessCapabilities : [], searchCapabilities)
     disableLocalAuth: true
     disableKeyBasedMetadataWriteAccess: true
     minimalTlsVersion: 'Tls12'
@@ -123,8 +131,20 @@ resource container 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/container
           }
         ]
       }
+      // Embeddings (/embedding, as numbers) get Cosmos DB's vector search, which finds a person's
+      // closest messages in the whole archive (memory/cosmos/provisioning.py VECTOR_PATH).
+      vectorEmbeddingPolicy: {
+        vectorEmbeddings: [
+          {
+            path: '/embedding'
+            dataType: 'float32'
+            distanceFunction: 'cosine'
+            dimensions: embeddingsDimensions
+          }
+        ]
+      }
       // Index only what the store's queries use (memory/cosmos/provisioning.py INDEXING_POLICY),
-      // and the texts for full-text search: embeddings cost no index writes.
+      // the texts for full-text search and the embeddings for vector search.
       indexingPolicy: {
         indexingMode: 'consistent'
         automatic: true
@@ -153,6 +173,14 @@ resource container 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/container
         fullTextIndexes: [
           {
             path: '/content'
+          }
+        ]
+        // quantizedFlat: exact enough for one person's partition, up to 4,096 dimensions (flat
+        // stops at 505).
+        vectorIndexes: [
+          {
+            path: '/embedding'
+            type: 'quantizedFlat'
           }
         ]
       }

@@ -43,6 +43,10 @@ refuses a container that asks for it."""
 FULL_TEXT_PATH = "/content"
 """Where archive items keep a message's text, which Cosmos DB's full-text search reads."""
 
+VECTOR_PATH = "/embedding"
+"""Where archive items keep a message's embedding as a list of numbers, on a container with
+Cosmos DB's vector search (elsewhere it is kept compactly, as base64, in `vector`)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Connected:
@@ -53,6 +57,9 @@ class Connected:
     full_text: bool
     """Whether the container has Cosmos DB's full-text search on message texts
     (`has_full_text`)."""
+    vector_dimensions: int | None
+    """The dimensions of the embeddings the container's vector search takes, if it has one
+    (`vector_dimensions`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +112,7 @@ async def connect(
     except BaseException:
         await resources.aclose()
         raise
-    return Connected(resources, container, has_full_text(properties))
+    return Connected(resources, container, has_full_text(properties), vector_dimensions(properties))
 
 
 async def _prepare(
@@ -172,15 +179,30 @@ def has_full_text(properties: dict[str, Any]) -> bool:
     full-text policy and a full-text index on FULL_TEXT_PATH. A container can have them only
     on an account with the feature, so they also say that the account has it."""
 
-    def paths(entries: Any) -> set[object]:
-        listed = entries if isinstance(entries, list) else []
-        return {entry.get("path") for entry in listed if isinstance(entry, dict)}
-
-    policy = properties.get("fullTextPolicy")
-    indexing = properties.get("indexingPolicy")
-    declared = paths(policy.get("fullTextPaths") if isinstance(policy, dict) else None)
-    indexed = paths(indexing.get("fullTextIndexes") if isinstance(indexing, dict) else None)
+    declared = _entries(properties.get("fullTextPolicy"), "fullTextPaths")
+    indexed = _entries(properties.get("indexingPolicy"), "fullTextIndexes")
     return FULL_TEXT_PATH in declared and FULL_TEXT_PATH in indexed
+
+
+def vector_dimensions(properties: dict[str, Any]) -> int | None:
+    """The dimensions of the embeddings a container's vector search takes at VECTOR_PATH (its
+    vector embedding policy, float32, with a vector index there), or None. Fixed when the
+    container was made; embeddings of other dimensions are kept and compared as elsewhere."""
+    indexed = _entries(properties.get("indexingPolicy"), "vectorIndexes")
+    declared = _entries(properties.get("vectorEmbeddingPolicy"), "vectorEmbeddings")
+    entry = declared.get(VECTOR_PATH)
+    if VECTOR_PATH not in indexed or entry is None or entry.get("dataType") != "float32":
+        return None
+    dimensions = entry.get("dimensions")
+    return dimensions if isinstance(dimensions, int) and dimensions > 0 else None
+
+
+def _entries(policy: Any, name: str) -> dict[object, dict[str, Any]]:
+    """A policy's list `name` of {"path": ...} entries, by path (nothing where malformed)."""
+    listed = policy.get(name) if isinstance(policy, dict) else None
+    if not isinstance(listed, list):
+        return {}
+    return {entry.get("path"): entry for entry in listed if isinstance(entry, dict)}
 
 
 async def _missing(

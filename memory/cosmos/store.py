@@ -39,7 +39,7 @@ from memory.cosmos.ids import (
     marks_partition_for,
     partition_key_for,
 )
-from memory.cosmos.provisioning import FULL_TEXT_PATH, ContainerSpec, connect
+from memory.cosmos.provisioning import FULL_TEXT_PATH, VECTOR_PATH, ContainerSpec, connect
 from memory.cosmos.requests import (
     CONFLICT,
     NOT_FOUND,
@@ -78,6 +78,8 @@ _NEIGHBOUR_SPAN = 10 * 60 * 1000 * 1000  # ten minutes, in `seq` units
 _BACKGROUND: dict[str, Any] = {"priority": "Low"}
 _MAX_NEIGHBOUR_ROWS = 200
 _REFUSED = frozenset({400})  # a query the account or container cannot run
+_VECTOR_KEY = VECTOR_PATH.removeprefix("/")  # the item property holding the numbers
+_VECTOR_FIELD = f".{_VECTOR_KEY}"  # as a query names it: c.embedding
 
 # The record item's `seq`, above every archive item's (milliseconds x 1,000, about 1.8e15 now),
 # and exact as a JSON number (at most 2**53 - 1).
@@ -135,12 +137,15 @@ class CosmosStore(StoreBase):
         self._resources: AsyncExitStack | None = None
         self._container: ContainerProxy | None = None
         self._full_text = False  # the container has Cosmos DB's full-text search (`open`)
+        self._vector_dimensions: int | None = None  # and its vector search, for these (`open`)
         self._key_locks: dict[str, _KeyLock] = {}
         self._recent_reads: OrderedDict[str, _StoredRecord] = OrderedDict()
 
     def describe(self) -> str:
         auth = "key auth" if self._key else "Entra ID"
         search = ", full-text search" if self._full_text else ""
+        if self._vector_dimensions:
+            search += f", vector search ({self._vector_dimensions} dimensions)"
         return (
             f"cosmos ({self.endpoint}, {self.database_name}/{self.container_name}, {auth}{search})"
         )
@@ -158,6 +163,7 @@ class CosmosStore(StoreBase):
         )
         self._resources, self._container = connected.resources, connected.container
         self._full_text = connected.full_text
+        self._vector_dimensions = connected.vector_dimensions
 
     async def load(self, key: str) -> ConversationRecord:
         stored = await self._read(self._open_container(), key)
@@ -298,14 +304,49 @@ class CosmosStore(StoreBase):
         around: int,
         shown: Set[str],
     ) -> list[Candidate]:
-        embedded = await self._embedded(key, len(vector))
-        closest = similar(embedded.matrix, vector, limit + len(shown))
-        found = [
-            Candidate(embedded.messages[embedded.ids[i]], embedded.orders[i])
-            for i in closest
-            if embedded.ids[i] not in shown
-        ][:limit]
+        nearest = await self._nearest_by_vector_search(key, vector, limit + len(shown))
+        if nearest is None:  # compared here, among the newest
+            embedded = await self._embedded(key, len(vector))
+            closest = similar(embedded.matrix, vector, limit + len(shown))
+            nearest = [
+                Candidate(embedded.messages[embedded.ids[i]], embedded.orders[i]) for i in closest
+            ]
+        found = [c for c in nearest if c.message.id not in shown][:limit]
         return await self._with_neighbours(key, found, around, shown)
+
+    async def _nearest_by_vector_search(
+        self, key: str, vector: Sequence[float], top: int
+    ) -> list[Candidate] | None:
+        """The `top` archived messages whose embeddings are closest to `vector` in the whole
+        archive, by Cosmos DB's vector search (VectorDistance), where the container has it for
+        embeddings of this size; None where it has not, or refused (then it is not asked
+        again), or failed this time: the caller then compares the newest embeddings itself.
+        Messages archived before the container had vector search are not among them."""
+        if self._vector_dimensions != len(vector):
+            return None
+        try:
+            rows = await self._archive_rows(
+                key,
+                f"c.kind = 'message' AND IS_DEFINED(c{_VECTOR_FIELD})",
+                {"@top": top, "@vector": _vector_numbers(vector)},
+                "search a memory's embeddings by vector search",
+                order_by=f"VectorDistance(c{_VECTOR_FIELD}, @vector)",
+                expected=_REFUSED,
+            )
+        except CosmosHttpResponseError as error:
+            self._vector_dimensions = None
+            log.warning(
+                "Cosmos DB refused a vector search (HTTP %s): the container's vector index on %s "
+                "is missing or the account lacks the feature; comparing the newest embeddings "
+                "from now on",
+                error.status_code,
+                VECTOR_PATH,
+            )
+            return None
+        except StoreError as error:
+            log.warning("a vector search failed (%s); this turn compares the newest", error)
+            return None
+        return [Candidate(m, _seq(row)) for m, row in zip(_messages(rows), rows, strict=True)]
 
     async def _with_neighbours(
         self, key: str, candidates: list[Candidate], around: int, shown: Set[str] = frozenset()
@@ -318,19 +359,18 @@ class CosmosStore(StoreBase):
         return with_neighbours(candidates, await self._neighbours(key, [c.order for c in placed]))
 
     async def _embedded(self, key: str, dimensions: int) -> Embeddings:
-        """The newest embedded messages: the local test server has no vector search, so Cosmos
-        DB's own (VectorDistance) is not used yet."""
+        """The newest embedded messages, kept either way (`_archive_item`), to compare here."""
         rows = await self._archive_rows(
             key,
-            "c.kind = 'message' AND IS_DEFINED(c.vector)",
+            f"c.kind = 'message' AND (IS_DEFINED(c.vector) OR IS_DEFINED(c{_VECTOR_FIELD}))",
             {"@top": _MAX_VECTOR_CANDIDATES},
             "search a memory's embeddings",
-            extra_fields=", c.vector",
+            extra_fields=f", c.vector, c{_VECTOR_FIELD}",
         )
         usable = [
             (row, vector)
             for row in rows
-            if (vector := _decode_vector(row.get("vector"))) is not None
+            if (vector := _decode_vector(row.get("vector", row.get(_VECTOR_KEY)))) is not None
             and vector.shape == (dimensions,)
         ]
         messages = _messages(row for row, _ in usable)
@@ -705,7 +745,9 @@ class CosmosStore(StoreBase):
     ) -> dict[str, Any]:
         """A message as an archive item; `seq` sorts the archive in the order things were said:
         by the millisecond of `at`, then by the order the messages were archived in. An embedding
-        is kept as base64 float32, a quarter of its size as a JSON list of numbers."""
+        is kept as base64 float32 (`vector`), a quarter of its size as a JSON list of numbers,
+        except where the container's vector search takes it: there as the list of numbers its
+        vector index reads (VECTOR_PATH)."""
         item = {
             **message.to_json(),
             "id": archive_item_id(message),
@@ -716,7 +758,9 @@ class CosmosStore(StoreBase):
             "terms": terms_of(message.content),
             **self._ttl,
         }
-        if vector is not None:
+        if vector is not None and len(vector) == self._vector_dimensions:
+            item[_VECTOR_KEY] = _vector_numbers(vector)
+        elif vector is not None:
             item["vector"] = _encode_vector(vector)
         return item
 
@@ -828,8 +872,17 @@ def _encode_vector(vector: Sequence[float]) -> str:
     return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
 
 
+def _vector_numbers(vector: Sequence[float]) -> list[float]:
+    """An embedding as JSON numbers of 7 significant digits, float32's precision: shorter text
+    than Python's full repr of each, and the same cosine to within a millionth."""
+    return [float(f"{value:.7g}") for value in vector]
+
+
 def _decode_vector(encoded: Any) -> np.ndarray[Any, np.dtype[np.float32]] | None:
+    """An embedding kept either way (`_archive_item`), or None if it is neither."""
     try:
+        if isinstance(encoded, list):
+            return np.asarray(encoded, dtype=np.float32)
         return np.frombuffer(base64.b64decode(encoded), dtype="<f4").astype(np.float32)
     except (TypeError, ValueError):
         return None

@@ -13,7 +13,12 @@ import pytest
 
 from config import SECRET_VARIABLES, Settings, settings_from
 from memory.cosmos import INDEXING_POLICY, PARTITION_KEY_PATH
-from memory.cosmos.provisioning import FULL_TEXT_PATH, has_full_text
+from memory.cosmos.provisioning import (
+    FULL_TEXT_PATH,
+    VECTOR_PATH,
+    has_full_text,
+    vector_dimensions,
+)
 from tests.deployment.templates import (
     MAIN,
     ROOT,
@@ -200,18 +205,25 @@ def test_cosmos_db_is_serverless_by_default_and_takes_no_keys() -> None:
         {k: v for k, v in account.properties.items() if k in {"capabilities", "disableLocalAuth"}}
     )
     assert properties == {
-        "capabilities": [{"name": "EnableServerless"}, {"name": "EnableNoSQLFullTextSearch"}],
+        "capabilities": [
+            {"name": "EnableServerless"},
+            {"name": "EnableNoSQLFullTextSearch"},
+            {"name": "EnableNoSQLVectorSearch"},
+        ],
         "disableLocalAuth": True,
     }
     assert account.properties["disableKeyBasedMetadataWriteAccess"] is True
     assert cosmos.evaluate("serverless") is True
 
 
-def test_a_provisioned_account_has_full_text_search_too() -> None:
+def test_a_provisioned_account_has_full_text_and_vector_search_too() -> None:
     cosmos = scope_of(COSMOS, main_scope(cosmosServerless=False))
     account = cosmos.template.resource("Microsoft.DocumentDB/databaseAccounts")
     capabilities = cosmos.evaluate(account.properties["capabilities"])
-    assert capabilities == [{"name": "EnableNoSQLFullTextSearch"}]
+    assert capabilities == [
+        {"name": "EnableNoSQLFullTextSearch"},
+        {"name": "EnableNoSQLVectorSearch"},
+    ]
 
 
 def test_cosmos_container_is_the_one_the_store_expects() -> None:
@@ -229,9 +241,20 @@ def test_cosmos_container_is_the_one_the_store_expects() -> None:
     assert cosmos.evaluate(resource["indexingPolicy"]) == {
         **INDEXING_POLICY,
         "fullTextIndexes": [{"path": FULL_TEXT_PATH}],
+        "vectorIndexes": [{"path": VECTOR_PATH, "type": "quantizedFlat"}],
     }
-    # The store finds the full-text search the deployment gives it (and uses it).
+    # The store finds the full-text and vector search the deployment gives it (and uses them),
+    # the latter for embeddings of the deployed embeddings model's size.
     assert has_full_text(cosmos.evaluate(resource))
+    assert vector_dimensions(cosmos.evaluate(resource)) == 1536
+
+
+def test_vector_search_takes_the_embeddings_models_dimensions() -> None:
+    cosmos = scope_of(COSMOS, main_scope(embeddingsDimensions=3072))
+    container = cosmos.template.resource(
+        "Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers"
+    )
+    assert vector_dimensions(cosmos.evaluate(container.properties["resource"])) == 3072
 
 
 def test_memory_lifetime_is_one_parameter_for_the_container_and_the_app() -> None:

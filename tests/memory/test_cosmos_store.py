@@ -32,7 +32,7 @@ from memory.cosmos import (
     cosmos_safe,
     partition_key_for,
 )
-from memory.cosmos.provisioning import INDEXING_POLICY, has_full_text
+from memory.cosmos.provisioning import INDEXING_POLICY, has_full_text, vector_dimensions
 from memory.errors import StoreConflict, StoreError, StoreNotReady, StoreUnavailable
 from memory.recall import query_terms
 from memory.terms import terms_of
@@ -752,6 +752,113 @@ async def test_embeddings_are_kept_compactly_and_the_nearest_come_first(
     assert await store.nearest("k", [1.0, 0.0], 5) == []  # another model's dimensions
     item = await raw.read_item(archive_item_id(messages[0]), partition_key=partition_key_for("k"))
     assert isinstance(item["vector"], str)
+
+
+VECTOR_POLICY = {
+    "vectorEmbeddings": [
+        {"path": "/embedding", "dataType": "float32", "distanceFunction": "cosine", "dimensions": 3}
+    ]
+}
+INDEXED_FOR_VECTORS = {**INDEXING_POLICY, "vectorIndexes": [{"path": "/embedding", "type": "flat"}]}
+
+
+@pytest.mark.parametrize(
+    ("properties", "dimensions"),
+    [
+        ({"vectorEmbeddingPolicy": VECTOR_POLICY, "indexingPolicy": INDEXED_FOR_VECTORS}, 3),
+        ({"vectorEmbeddingPolicy": VECTOR_POLICY, "indexingPolicy": INDEXING_POLICY}, None),
+        ({"indexingPolicy": INDEXED_FOR_VECTORS}, None),
+        (  # numbers the store does not write
+            {
+                "vectorEmbeddingPolicy": {
+                    "vectorEmbeddings": [
+                        {"path": "/embedding", "dataType": "int8", "dimensions": 3}
+                    ]
+                },
+                "indexingPolicy": INDEXED_FOR_VECTORS,
+            },
+            None,
+        ),
+        (
+            {
+                "vectorEmbeddingPolicy": {
+                    "vectorEmbeddings": [
+                        {"path": "/embedding", "dataType": "float32", "dimensions": "3"}
+                    ]
+                },
+                "indexingPolicy": INDEXED_FOR_VECTORS,
+            },
+            None,
+        ),
+        ({}, None),
+    ],
+)
+def test_vector_search_is_used_where_the_container_has_its_policy_and_index(
+    properties: dict[str, Any], dimensions: int | None
+) -> None:
+    assert vector_dimensions(properties) == dimensions
+
+
+async def test_on_a_vector_search_container_embeddings_are_numbers_and_a_refusal_falls_back_once(
+    cosmos: CosmosServer, cosmos_database: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The test server keeps a container's vector policy but cannot run VectorDistance: it
+    refuses the query with 400. The store then compares the newest embeddings itself, those
+    kept as numbers and those kept as base64 alike, and does not ask again."""
+    async with cosmos_client(cosmos) as client:
+        database = await client.create_database(cosmos_database)
+        container = await database.create_container(
+            "memory",
+            PartitionKey("/pk"),
+            default_ttl=60,
+            indexing_policy=INDEXED_FOR_VECTORS,
+            vector_embedding_policy=VECTOR_POLICY,
+        )
+        store = cosmos_store_on(cosmos, cosmos_database, retry=QUICK)
+        await store.open()
+        try:
+            assert store.describe().endswith(", vector search (3 dimensions))")
+            messages = [Message("user", text) for text in ("cats", "dogs", "tax forms")]
+            vectors = {
+                messages[0].id: [1.0, 0.0, 0.0],
+                messages[1].id: [0.8, 0.6, 0.0],
+                messages[2].id: [0.0, 0.0, 1.0],
+            }
+            other_model = Message("user", "another model's")
+            await store.update(
+                "k",
+                lambda record: record,
+                archive=[*messages, other_model],
+                vectors={**vectors, other_model.id: [0.5, 0.5]},
+            )
+            partition = partition_key_for("k")
+            kept = await container.read_item(archive_item_id(messages[1]), partition_key=partition)
+            assert kept["embedding"] == [0.8, 0.6, 0.0]  # what the vector index reads
+            assert "vector" not in kept
+            other = await container.read_item(archive_item_id(other_model), partition_key=partition)
+            assert isinstance(other["vector"], str)  # not the index's size: compact
+            assert "embedding" not in other
+
+            cosmos.clear_requests()
+            with caplog.at_level(logging.WARNING, logger="memory.cosmos.store"):
+                nearest = await store.nearest("k", [0.9, 0.1, 0.0], 2)
+            assert [m.content for m in nearest] == ["cats", "dogs"]
+            assert [status for _, _, status in shape(cosmos.requests())] == [400, 200]
+            refusals = [r.getMessage() for r in caplog.records if "vector search" in r.getMessage()]
+            assert len(refusals) == 1
+            assert "HTTP 400" in refusals[0]
+            assert "vector search" not in store.describe()
+
+            cosmos.clear_requests()
+            assert [m.content for m in await store.nearest("k", [0.0, 0.1, 0.9], 1)] == [
+                "tax forms"
+            ]
+            assert [status for _, _, status in shape(cosmos.requests())] == [200]
+            assert [m.content for m in await store.nearest("k", [0.5, 0.5], 1)] == [
+                "another model's"
+            ]
+        finally:
+            await store.close()
 
 
 async def test_one_persons_forget_and_export_ask_for_low_priority_and_turns_do_not(
