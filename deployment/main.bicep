@@ -86,7 +86,13 @@ param embeddingsModelName string = 'text-embedding-3-small'
 @description('Embeddings model version.')
 param embeddingsModelVersion string = '1'
 
-@description('Dimensions of the embeddings model\'s vectors (text-embedding-3-small: 1536; text-embedding-3-large: 3072). Cosmos DB\'s vector search is made for this size and cannot change once the container exists.')
+@description('Cosmos DB full-text search on message texts, which finds old messages in long histories. Set it on the first deployment; to add it to an existing account, enable the account capability first (az cosmosdb update --capabilities EnableNoSQLFullTextSearch, with any it already has) and wait for it to apply. See docs/cosmos.md.')
+param cosmosFullTextSearch bool = false
+
+@description('Cosmos DB vector search on embeddings, which finds the closest messages without reading them all. Serverless only. Set it on the first deployment only and keep it, with embeddingsDimensions, on every later one: Cosmos DB cannot add, change or remove a container\'s vector policy. See docs/cosmos.md.')
+param cosmosVectorSearch bool = false
+
+@description('Dimensions of the embeddings model\'s vectors (text-embedding-3-small: 1536; text-embedding-3-large: 3072), for cosmosVectorSearch.')
 @minValue(1)
 @maxValue(4096)
 param embeddingsDimensions int = 1536
@@ -147,6 +153,8 @@ module cosmos 'modules/cosmos.bicep' = {
     databaseName: cosmosDatabaseName
     containerName: cosmosContainerName
     defaultTtlSeconds: memoryTtlDays * 86400
+    fullTextSearch: cosmosFullTextSearch
+    vectorSearch: cosmosVectorSearch
     embeddingsDimensions: embeddingsDimensions
     dataContributorPrincipalId: identity.outputs.principalId
   }

@@ -19,7 +19,7 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 
 from memory.records import Candidate, Match, MemoryItem, Message
-from memory.terms import terms_of
+from memory.terms import content_words, terms_of
 
 MAX_QUERY_TERMS = 12
 # The usual BM25 constants (FTS5 uses the same).
@@ -182,6 +182,14 @@ def search_terms(texts: Iterable[str]) -> list[str]:
     MAX_QUERY_TERMS (the words of a long message that come first are kept)."""
     terms = dict.fromkeys(term for text in texts for term in terms_of(text))
     return list(terms)[:MAX_QUERY_TERMS]
+
+
+def search_words(texts: Iterable[str]) -> list[str]:
+    """`texts`' own words, lower-cased, distinct, without stop words, at most MAX_QUERY_TERMS:
+    for a search that analyses text itself (Cosmos DB's full-text search stems with its own
+    analyser, and a stem stemmed again can be another word: "agreed", "agre", "agr")."""
+    words = dict.fromkeys(word.lower() for text in texts for word in content_words(text))
+    return list(words)[:MAX_QUERY_TERMS]
 
 
 class Scored(Protocol):

@@ -355,13 +355,19 @@ class SQLiteStore(StoreBase):
         return record
 
     async def find_candidates(
-        self, key: str, terms: Sequence[str], limit: int, rank: Ranking
+        self, key: str, terms: Sequence[str], limit: int, rank: Ranking, words: Sequence[str] = ()
     ) -> list[Candidate]:
         record_store_request()
         return await self._run("search SQLite", self._best, key, terms, limit, rank)
 
     async def load_with_candidates(
-        self, key: str, terms: Sequence[str], limit: int, rank: Ranking, around: int
+        self,
+        key: str,
+        terms: Sequence[str],
+        limit: int,
+        rank: Ranking,
+        around: int,
+        words: Sequence[str] = (),
     ) -> tuple[ConversationRecord, list[Candidate]]:
         record_store_request()
         return await self._run(

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import replace
 from typing import Any, Protocol
 
-from memory.recall import most_similar, rank_candidates, search_terms
+from memory.recall import most_similar, rank_candidates, search_terms, search_words
 from memory.records import Around, Candidate, ConversationRecord, Match, Message
 
 Mutation = Callable[[ConversationRecord], ConversationRecord]
@@ -128,7 +128,8 @@ class StoreBase(ABC):
         wanted = search_terms(terms)
         if not wanted or limit <= 0:
             return []
-        return [c.message for c in await self.find_candidates(key, wanted, limit, _rank)]
+        found = await self.find_candidates(key, wanted, limit, _rank, search_words(terms))
+        return [c.message for c in found]
 
     async def load_with_matches(
         self, key: str, terms: Sequence[str], limit: int
@@ -142,7 +143,9 @@ class StoreBase(ABC):
         wanted = search_terms(terms)
         if not wanted or limit <= 0:
             return await self.load(key), []
-        return await self.load_with_candidates(key, wanted, limit, _rank, around)
+        return await self.load_with_candidates(
+            key, wanted, limit, _rank, around, search_words(terms)
+        )
 
     async def nearest(self, key: str, vector: Sequence[float], limit: int) -> list[Message]:
         return [c.message for c in await self.nearest_ranked(key, vector, limit)]
@@ -164,14 +167,22 @@ class StoreBase(ABC):
 
     @abstractmethod
     async def find_candidates(
-        self, key: str, terms: Sequence[str], limit: int, rank: Ranking
+        self, key: str, terms: Sequence[str], limit: int, rank: Ranking, words: Sequence[str] = ()
     ) -> list[Candidate]:
         """The best `limit` archived messages of `key` holding any of `terms` (already read by
-        `search_terms`), as `rank` orders the candidates found in bounded work."""
+        `search_terms`), as `rank` orders the candidates found in bounded work. `words` are the
+        question's own words (`search_words`), for a search that reads text with an analyser of
+        its own (Cosmos DB's full-text search)."""
 
     @abstractmethod
     async def load_with_candidates(
-        self, key: str, terms: Sequence[str], limit: int, rank: Ranking, around: int
+        self,
+        key: str,
+        terms: Sequence[str],
+        limit: int,
+        rank: Ranking,
+        around: int,
+        words: Sequence[str] = (),
     ) -> tuple[ConversationRecord, list[Candidate]]:
         """`load(key)` and `find_candidates(key, terms, limit, rank)` at once, the best `around`
         of them with the messages said just before and after them."""

@@ -28,6 +28,12 @@ param containerName string
 @minValue(1)
 param defaultTtlSeconds int
 
+@description('Cosmos DB full-text search on message texts (see main.bicep cosmosFullTextSearch).')
+param fullTextSearch bool
+
+@description('Cosmos DB vector search on embeddings, serverless only (see main.bicep cosmosVectorSearch).')
+param vectorSearch bool
+
 @description('Dimensions of the embeddings the vector search takes: the embeddings model\'s.')
 @minValue(1)
 @maxValue(4096)
@@ -43,15 +49,89 @@ var partitionKeyPath = '/pk'
 var dataContributorRoleId = '00000000-0000-0000-0000-000000000002'
 // Full-text search (FullTextScore, BM25) for the store's search of old messages, and vector search
 // (VectorDistance) for its search by meaning: the container's policies and indexes below need them
-// on the account.
-var searchCapabilities = [
+// on the account. Vector search does not support a database with shared (provisioned) throughput.
+var vectorSearchOn = serverless ? vectorSearch : false
+var fullTextCapabilities = fullTextSearch ? [
   {
     name: 'EnableNoSQLFullTextSearch'
   }
+] : []
+var vectorCapabilities = vectorSearchOn ? [
   {
     name: 'EnableNoSQLVectorSearch'
   }
-]
+] : []
+// Index only what the store's queries use (memory/cosmos/provisioning.py INDEXING_POLICY):
+// message texts and embeddings cost no index writes unless a search below reads them.
+var indexingPolicy = {
+  indexingMode: 'consistent'
+  automatic: true
+  includedPaths: [
+    {
+      path: '/pk/?'
+    }
+    {
+      path: '/kind/?'
+    }
+    {
+      path: '/terms/[]/?'
+    }
+    {
+      path: '/seq/?'
+    }
+  ]
+  excludedPaths: [
+    {
+      path: '/*'
+    }
+    {
+      path: '/"_etag"/?'
+    }
+  ]
+}
+// Message texts (/content) for full-text search: where the search by terms stops at its bound,
+// the store asks FullTextScore for older matches (memory/cosmos/provisioning.py FULL_TEXT_PATH).
+var fullTextIndexing = fullTextSearch ? {
+  fullTextIndexes: [
+    {
+      path: '/content'
+    }
+  ]
+} : {}
+var fullTextPolicy = fullTextSearch ? {
+  fullTextPolicy: {
+    defaultLanguage: 'en-US'
+    fullTextPaths: [
+      {
+        path: '/content'
+        language: 'en-US'
+      }
+    ]
+  }
+} : {}
+// Embeddings as numbers (/embedding) for vector search, which finds a person's closest messages in
+// the whole archive (memory/cosmos/provisioning.py VECTOR_PATH). quantizedFlat: exact enough for
+// one person's partition, up to 4,096 dimensions (flat stops at 505).
+var vectorIndexing = vectorSearchOn ? {
+  vectorIndexes: [
+    {
+      path: '/embedding'
+      type: 'quantizedFlat'
+    }
+  ]
+} : {}
+var vectorEmbeddingPolicy = vectorSearchOn ? {
+  vectorEmbeddingPolicy: {
+    vectorEmbeddings: [
+      {
+        path: '/embedding'
+        dataType: 'float32'
+        distanceFunction: 'cosine'
+        dimensions: embeddingsDimensions
+      }
+    ]
+  }
+} : {}
 var serverlessCapabilities = [
   {
     name: 'EnableServerless'
@@ -61,6 +141,20 @@ var provisionedOptions = {
   autoscaleSettings: {
     maxThroughput: autoscaleMaxThroughput
   }
+}
+
+var containerResource = {
+  id: containerName
+  partitionKey: {
+    paths: [
+      partitionKeyPath
+    ]
+    kind: 'Hash'
+    version: 2
+  }
+  // Time to live must be on for the items' own ttl to count.
+  defaultTtl: defaultTtlSeconds
+  indexingPolicy: union(indexingPolicy, fullTextIndexing, vectorIndexing)
 }
 
 resource account 'Microsoft.DocumentDB/databaseAccounts@2025-04-15' = {
@@ -82,7 +176,7 @@ resource account 'Microsoft.DocumentDB/databaseAccounts@2025-04-15' = {
     consistencyPolicy: {
       defaultConsistencyLevel: 'Session'
     }
-    capabilities: concat(serverless ? serverlessCapabilities : [], searchCapabilities)
+    capabilities: concat(serverless ? serverlessCapabilities : [], fullTextCapabilities, vectorCapabilities)
     disableLocalAuth: true
     disableKeyBasedMetadataWriteAccess: true
     minimalTlsVersion: 'Tls12'
@@ -108,83 +202,7 @@ resource container 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/container
   parent: database
   name: containerName
   properties: {
-    resource: {
-      id: containerName
-      partitionKey: {
-        paths: [
-          partitionKeyPath
-        ]
-        kind: 'Hash'
-        version: 2
-      }
-      // Time to live must be on for the items' own ttl to count.
-      defaultTtl: defaultTtlSeconds
-      // Message texts (/content) get Cosmos DB's full-text search: where the search by terms
-      // stops at its bound, the store asks FullTextScore for older matches
-      // (memory/cosmos/provisioning.py FULL_TEXT_PATH).
-      fullTextPolicy: {
-        defaultLanguage: 'en-US'
-        fullTextPaths: [
-          {
-            path: '/content'
-            language: 'en-US'
-          }
-        ]
-      }
-      // Embeddings (/embedding, as numbers) get Cosmos DB's vector search, which finds a person's
-      // closest messages in the whole archive (memory/cosmos/provisioning.py VECTOR_PATH).
-      vectorEmbeddingPolicy: {
-        vectorEmbeddings: [
-          {
-            path: '/embedding'
-            dataType: 'float32'
-            distanceFunction: 'cosine'
-            dimensions: embeddingsDimensions
-          }
-        ]
-      }
-      // Index only what the store's queries use (memory/cosmos/provisioning.py INDEXING_POLICY),
-      // the texts for full-text search and the embeddings for vector search.
-      indexingPolicy: {
-        indexingMode: 'consistent'
-        automatic: true
-        includedPaths: [
-          {
-            path: '/pk/?'
-          }
-          {
-            path: '/kind/?'
-          }
-          {
-            path: '/terms/[]/?'
-          }
-          {
-            path: '/seq/?'
-          }
-        ]
-        excludedPaths: [
-          {
-            path: '/*'
-          }
-          {
-            path: '/"_etag"/?'
-          }
-        ]
-        fullTextIndexes: [
-          {
-            path: '/content'
-          }
-        ]
-        // quantizedFlat: exact enough for one person's partition, up to 4,096 dimensions (flat
-        // stops at 505).
-        vectorIndexes: [
-          {
-            path: '/embedding'
-            type: 'quantizedFlat'
-          }
-        ]
-      }
-    }
+    resource: union(containerResource, fullTextPolicy, vectorEmbeddingPolicy)
   }
 }
 

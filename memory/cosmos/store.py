@@ -18,6 +18,7 @@ import base64
 import logging
 import math
 import random
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence, Set
@@ -39,7 +40,7 @@ from memory.cosmos.ids import (
     marks_partition_for,
     partition_key_for,
 )
-from memory.cosmos.provisioning import FULL_TEXT_PATH, VECTOR_PATH, ContainerSpec, connect
+from memory.cosmos.provisioning import VECTOR_PATH, ContainerSpec, connect
 from memory.cosmos.requests import (
     CONFLICT,
     NOT_FOUND,
@@ -77,7 +78,11 @@ _NEIGHBOUR_SPAN = 10 * 60 * 1000 * 1000  # ten minutes, in `seq` units
 # requests are throttled before everyone else's turns. Without the feature the header is ignored.
 _BACKGROUND: dict[str, Any] = {"priority": "Low"}
 _MAX_NEIGHBOUR_ROWS = 200
-_REFUSED = frozenset({400})  # a query the account or container cannot run
+# Answers to a query the container may not run that are not retried: 400 (the feature or index
+# is missing); 500 (Cosmos DB's documented answer to a FullTextScore it cannot parse).
+_OPTIONAL_FAILURES = frozenset({400, 500})
+COOL_DOWN_SECONDS = 600  # how long a failed optional search is left alone
+_monotonic = time.monotonic  # the clock of COOL_DOWN_SECONDS
 _VECTOR_KEY = VECTOR_PATH.removeprefix("/")  # the item property holding the numbers
 _VECTOR_FIELD = f".{_VECTOR_KEY}"  # as a query names it: c.embedding
 
@@ -136,15 +141,18 @@ class CosmosStore(StoreBase):
         self._ttl = {} if ttl_seconds is None else {"ttl": ttl_seconds}
         self._resources: AsyncExitStack | None = None
         self._container: ContainerProxy | None = None
-        self._full_text = False  # the container has Cosmos DB's full-text search (`open`)
-        self._vector_dimensions: int | None = None  # and its vector search, for these (`open`)
+        # What the container offers beyond the portable queries (`open`): full-text search, and
+        # vector search for embeddings of `_vector_dimensions`, which are then kept as numbers.
+        self._full_text = _OptionalSearch(offered=False)
+        self._vector_search = _OptionalSearch(offered=False)
+        self._vector_dimensions: int | None = None
         self._key_locks: dict[str, _KeyLock] = {}
         self._recent_reads: OrderedDict[str, _StoredRecord] = OrderedDict()
 
     def describe(self) -> str:
         auth = "key auth" if self._key else "Entra ID"
-        search = ", full-text search" if self._full_text else ""
-        if self._vector_dimensions:
+        search = ", full-text search" if self._full_text.offered else ""
+        if self._vector_search.offered:
             search += f", vector search ({self._vector_dimensions} dimensions)"
         return (
             f"cosmos ({self.endpoint}, {self.database_name}/{self.container_name}, {auth}{search})"
@@ -162,8 +170,9 @@ class CosmosStore(StoreBase):
             trust_env=self.trust_env,
         )
         self._resources, self._container = connected.resources, connected.container
-        self._full_text = connected.full_text
+        self._full_text = _OptionalSearch(offered=connected.full_text)
         self._vector_dimensions = connected.vector_dimensions
+        self._vector_search = _OptionalSearch(offered=connected.vector_dimensions is not None)
 
     async def load(self, key: str) -> ConversationRecord:
         stored = await self._read(self._open_container(), key)
@@ -171,7 +180,13 @@ class CosmosStore(StoreBase):
         return stored.record
 
     async def load_with_candidates(
-        self, key: str, terms: Sequence[str], limit: int, rank: Ranking, around: int
+        self,
+        key: str,
+        terms: Sequence[str],
+        limit: int,
+        rank: Ranking,
+        around: int,
+        words: Sequence[str] = (),
     ) -> tuple[ConversationRecord, list[Candidate]]:
         """The record and the archive's candidate matches in one query inside the partition.
 
@@ -193,7 +208,7 @@ class CosmosStore(StoreBase):
         stored = self._stored(key, found[0]) if found else await self._read(container, key)
         self._keep_read(key, stored)
         messages = [row for row in rows if row.get("id") != RECORD_ITEM_ID]
-        messages += await self._older_matches(key, terms, messages, _candidates(limit))
+        messages += await self._older_matches(key, words, messages, _candidates(limit))
         shown = {m.id for m in stored.record.unsummarised}  # the prompt shows these anyway
         best = await self._with_neighbours(key, _best(messages, terms, limit, rank), around, shown)
         return stored.record, best
@@ -243,7 +258,7 @@ class CosmosStore(StoreBase):
         )
 
     async def find_candidates(
-        self, key: str, terms: Sequence[str], limit: int, rank: Ranking
+        self, key: str, terms: Sequence[str], limit: int, rank: Ranking, words: Sequence[str] = ()
     ) -> list[Candidate]:
         """The newest archive items holding any of `terms`, as many as `_candidates` says."""
         rows = await self._archive_rows(
@@ -252,48 +267,76 @@ class CosmosStore(StoreBase):
             {"@top": _candidates(limit), **_term_parameters(terms)},
             "search a memory's archive",
         )
-        rows += await self._older_matches(key, terms, rows, _candidates(limit))
+        rows += await self._older_matches(key, words, rows, _candidates(limit))
         return _best(rows, terms, limit, rank)
 
     async def _older_matches(
-        self, key: str, terms: Sequence[str], newest: list[dict[str, Any]], top: int
+        self,
+        key: str,
+        words: Sequence[str],
+        newest: list[dict[str, Any]],
+        top: int,
     ) -> list[dict[str, Any]]:
         """Where the search by terms stopped at its bound (`top` newest matches) and the
-        container has Cosmos DB's full-text search: the archive's best `top` matches by its BM25
-        (FullTextScore) from the whole archive, those not among `newest`. A rare word is what
-        finds an old fact, and with a common word beside it the newest matches can crowd it out.
-
-        An account that refuses the query (400: the feature or the index is missing) is not
-        asked again; any other failure leaves this turn to the search by terms alone.
-        """
-        if not self._full_text or len(newest) < top:
+        container has Cosmos DB's full-text search: the archive's best `top` matches for the
+        question's own `words` by Cosmos DB's BM25 (FullTextScore, its statistics taken over the
+        person's partition), those not among `newest`. A rare word is what finds an old fact, and
+        with a common word beside it the newest matches can crowd it out. Nothing where the
+        search is off or failed (`_optional_rows`)."""
+        if len(newest) < top or not words:
             return []
-        names = [f"@w{n}" for n in range(len(terms))]
+        names = [f"@w{n}" for n in range(len(words))]
         listed = ", ".join(names)
-        try:
-            rows = await self._archive_rows(
-                key,
-                f"c.kind = 'message' AND FullTextContainsAny(c.content, {listed})",
-                {"@top": top, **dict(zip(names, terms, strict=True))},
-                "search a memory's archive by full text",
-                order_by=f"RANK FullTextScore(c.content, {listed})",
-                expected=_REFUSED,
-            )
-        except CosmosHttpResponseError as error:
-            self._full_text = False
-            log.warning(
-                "Cosmos DB refused a full-text search (HTTP %s): the container's full-text "
-                "index on %s is missing or the account lacks the feature; searching by terms "
-                "alone from now on",
-                error.status_code,
-                FULL_TEXT_PATH,
-            )
-            return []
-        except StoreError as error:
-            log.warning("a full-text search failed (%s); this turn searches by terms alone", error)
-            return []
+        rows = await self._optional_rows(
+            self._full_text,
+            "full-text search",
+            key,
+            f"c.kind = 'message' AND FullTextContainsAny(c.content, {listed})",
+            {"@top": top, **dict(zip(names, words, strict=True))},
+            order_by=f"RANK FullTextScore(c.content, {listed})",
+            full_text_score_scope="Local",
+        )
         known = {row.get("messageId") for row in newest}
-        return [row for row in rows if row.get("messageId") not in known]
+        return [row for row in rows or () if row.get("messageId") not in known]
+
+    async def _optional_rows(
+        self,
+        search: _OptionalSearch,
+        name: str,
+        key: str,
+        where: str,
+        parameters: dict[str, object],
+        *,
+        order_by: str,
+        **options: Any,
+    ) -> list[dict[str, Any]] | None:
+        """The rows of a query that only some containers can run (`search`), or None where the
+        container has no such search, or it failed lately, or it fails now: a search the turn
+        can do without never fails the turn. A failure (a refusal, 400; the 500 Cosmos DB may
+        answer a query it cannot parse; an outage) is not retried, is logged once with its
+        status only, and the search is not asked again for COOL_DOWN_SECONDS."""
+        if not search.usable(_monotonic()):
+            return None
+        try:
+            return await self._archive_rows(
+                key,
+                where,
+                parameters,
+                f"search a memory's archive by {name}",
+                order_by=order_by,
+                expected=_OPTIONAL_FAILURES,
+                **options,
+            )
+        except Exception as error:  # any failure, as above (CancelledError is no Exception)
+            status = getattr(error, "status_code", None)
+            if search.failed(_monotonic()):
+                log.warning(
+                    "Cosmos DB's %s failed (%s); not asked again for %d minutes",
+                    name,
+                    f"HTTP {status}" if isinstance(status, int) else type(error).__name__,
+                    COOL_DOWN_SECONDS // 60,
+                )
+            return None
 
     async def nearest_candidates(
         self,
@@ -319,34 +362,26 @@ class CosmosStore(StoreBase):
     ) -> list[Candidate] | None:
         """The `top` archived messages whose embeddings are closest to `vector` in the whole
         archive, by Cosmos DB's vector search (VectorDistance), where the container has it for
-        embeddings of this size; None where it has not, or refused (then it is not asked
-        again), or failed this time: the caller then compares the newest embeddings itself.
-        Messages archived before the container had vector search are not among them."""
+        embeddings of this size; None where it has not or it failed (`_optional_rows`): the
+        caller then compares the newest embeddings itself."""
         if self._vector_dimensions != len(vector):
             return None
+        rows = await self._optional_rows(
+            self._vector_search,
+            "vector search",
+            key,
+            f"c.kind = 'message' AND IS_DEFINED(c{_VECTOR_FIELD})",
+            {"@top": top, "@vector": _vector_numbers(vector)},
+            order_by=f"VectorDistance(c{_VECTOR_FIELD}, @vector)",
+        )
+        if rows is None:
+            return None
         try:
-            rows = await self._archive_rows(
-                key,
-                f"c.kind = 'message' AND IS_DEFINED(c{_VECTOR_FIELD})",
-                {"@top": top, "@vector": _vector_numbers(vector)},
-                "search a memory's embeddings by vector search",
-                order_by=f"VectorDistance(c{_VECTOR_FIELD}, @vector)",
-                expected=_REFUSED,
-            )
-        except CosmosHttpResponseError as error:
-            self._vector_dimensions = None
-            log.warning(
-                "Cosmos DB refused a vector search (HTTP %s): the container's vector index on %s "
-                "is missing or the account lacks the feature; comparing the newest embeddings "
-                "from now on",
-                error.status_code,
-                VECTOR_PATH,
-            )
+            messages = _messages(rows)
+        except StoreError:
+            self._vector_search.failed(_monotonic())
             return None
-        except StoreError as error:
-            log.warning("a vector search failed (%s); this turn compares the newest", error)
-            return None
-        return [Candidate(m, _seq(row)) for m, row in zip(_messages(rows), rows, strict=True)]
+        return [Candidate(m, _seq(row)) for m, row in zip(messages, rows, strict=True)]
 
     async def _with_neighbours(
         self, key: str, candidates: list[Candidate], around: int, shown: Set[str] = frozenset()
@@ -775,6 +810,7 @@ class CosmosStore(StoreBase):
         background: bool = False,
         order_by: str = "c.seq DESC",
         expected: frozenset[int] = frozenset(),
+        **options: Any,
     ) -> list[dict[str, Any]]:
         """The first `@top` items of `key`'s partition that meet `where`, highest `seq` first
         (or as `order_by` says); at low priority if `background` (`_BACKGROUND`); an answer
@@ -800,6 +836,7 @@ class CosmosStore(StoreBase):
                 partition_key=partition,
                 response_hook=charged,
                 **(_BACKGROUND if background else {}),
+                **options,
             )
             return [row async for row in found]
 
@@ -897,6 +934,24 @@ def _messages(rows: Iterable[dict[str, Any]]) -> list[Message]:
         return [Message.from_json({**row, "id": row["messageId"]}) for row in rows]
     except (ValueError, KeyError, TypeError) as error:
         raise StoreError(f"an archived message is unreadable ({type(error).__name__})") from error
+
+
+@dataclass(slots=True)
+class _OptionalSearch:
+    """A search the container may offer beyond the portable queries: used while it works; after
+    a failure, left alone for COOL_DOWN_SECONDS (times from `time.monotonic`)."""
+
+    offered: bool
+    resume_at: float = 0.0
+
+    def usable(self, now: float) -> bool:
+        return self.offered and now >= self.resume_at
+
+    def failed(self, now: float) -> bool:
+        """Leaves the search alone for a while; True if it was in use until now (say so)."""
+        in_use = now >= self.resume_at
+        self.resume_at = now + COOL_DOWN_SECONDS
+        return in_use
 
 
 @dataclass(frozen=True, slots=True)

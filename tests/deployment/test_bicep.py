@@ -8,6 +8,7 @@ setting names from what config.py reads, secret names from config.SECRET_VARIABL
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 
@@ -204,26 +205,25 @@ def test_cosmos_db_is_serverless_by_default_and_takes_no_keys() -> None:
     properties = cosmos.evaluate(
         {k: v for k, v in account.properties.items() if k in {"capabilities", "disableLocalAuth"}}
     )
-    assert properties == {
-        "capabilities": [
-            {"name": "EnableServerless"},
-            {"name": "EnableNoSQLFullTextSearch"},
-            {"name": "EnableNoSQLVectorSearch"},
-        ],
-        "disableLocalAuth": True,
-    }
+    assert properties == {"capabilities": [{"name": "EnableServerless"}], "disableLocalAuth": True}
     assert account.properties["disableKeyBasedMetadataWriteAccess"] is True
     assert cosmos.evaluate("serverless") is True
 
 
-def test_a_provisioned_account_has_full_text_and_vector_search_too() -> None:
-    cosmos = scope_of(COSMOS, main_scope(cosmosServerless=False))
+def container_of(main: Scope) -> dict[str, Any]:
+    """The memory container as the deployment `main` makes it."""
+    cosmos = scope_of(COSMOS, main)
+    container = cosmos.template.resource(
+        "Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers"
+    )
+    resource: dict[str, Any] = cosmos.evaluate(container.properties["resource"])
+    return resource
+
+
+def capabilities_of(main: Scope) -> list[str]:
+    cosmos = scope_of(COSMOS, main)
     account = cosmos.template.resource("Microsoft.DocumentDB/databaseAccounts")
-    capabilities = cosmos.evaluate(account.properties["capabilities"])
-    assert capabilities == [
-        {"name": "EnableNoSQLFullTextSearch"},
-        {"name": "EnableNoSQLVectorSearch"},
-    ]
+    return [c["name"] for c in cosmos.evaluate(account.properties["capabilities"])]
 
 
 def test_cosmos_container_is_the_one_the_store_expects() -> None:
@@ -231,39 +231,56 @@ def test_cosmos_container_is_the_one_the_store_expects() -> None:
     container = cosmos.template.resource(
         "Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers"
     )
-    resource = container.properties["resource"]
-    assert cosmos.evaluate(resource["partitionKey"]["paths"]) == [PARTITION_KEY_PATH]
-    default_ttl = cosmos.evaluate(resource["defaultTtl"])
-    assert default_ttl == Settings().memory_ttl_days * 86_400
+    resource = container_of(main_scope())
+    assert resource["partitionKey"]["paths"] == [PARTITION_KEY_PATH]
+    assert resource["defaultTtl"] == Settings().memory_ttl_days * 86_400
     assert cosmos.evaluate(container.config["name"]) == Settings().cosmos_container
     database = cosmos.template.resource("Microsoft.DocumentDB/databaseAccounts/sqlDatabases")
     assert cosmos.evaluate(database.config["name"]) == Settings().cosmos_database
-    assert cosmos.evaluate(resource["indexingPolicy"]) == {
+    # By default, what a deployment made before these searches existed has: redeploying over it
+    # changes nothing Cosmos DB cannot change on an existing account and container.
+    assert resource["indexingPolicy"] == INDEXING_POLICY
+    assert "fullTextPolicy" not in resource
+    assert "vectorEmbeddingPolicy" not in resource
+    assert not has_full_text(resource)
+    assert vector_dimensions(resource) is None
+
+
+def test_full_text_and_vector_search_are_what_the_store_looks_for_when_asked_for() -> None:
+    main = main_scope(cosmosFullTextSearch=True, cosmosVectorSearch=True)
+    resource = container_of(main)
+    assert resource["indexingPolicy"] == {
         **INDEXING_POLICY,
         "fullTextIndexes": [{"path": FULL_TEXT_PATH}],
         "vectorIndexes": [{"path": VECTOR_PATH, "type": "quantizedFlat"}],
     }
-    # The store finds the full-text and vector search the deployment gives it (and uses them),
-    # the latter for embeddings of the deployed embeddings model's size.
-    assert has_full_text(cosmos.evaluate(resource))
-    assert vector_dimensions(cosmos.evaluate(resource)) == 1536
+    # The store finds the searches the deployment gives it (and uses them), vector search for
+    # embeddings of the deployed embeddings model's size.
+    assert has_full_text(resource)
+    assert vector_dimensions(resource) == 1536
+    assert capabilities_of(main) == [
+        "EnableServerless",
+        "EnableNoSQLFullTextSearch",
+        "EnableNoSQLVectorSearch",
+    ]
+    bigger = main_scope(cosmosVectorSearch=True, embeddingsDimensions=3072)
+    assert vector_dimensions(container_of(bigger)) == 3072
+    assert not has_full_text(container_of(bigger))  # each on its own
 
 
-def test_vector_search_takes_the_embeddings_models_dimensions() -> None:
-    cosmos = scope_of(COSMOS, main_scope(embeddingsDimensions=3072))
-    container = cosmos.template.resource(
-        "Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers"
-    )
-    assert vector_dimensions(cosmos.evaluate(container.properties["resource"])) == 3072
+def test_vector_search_is_left_out_with_provisioned_throughput() -> None:
+    """The database's shared throughput, which Cosmos DB's vector search does not support."""
+    main = main_scope(cosmosServerless=False, cosmosFullTextSearch=True, cosmosVectorSearch=True)
+    assert capabilities_of(main) == ["EnableNoSQLFullTextSearch"]
+    resource = container_of(main)
+    assert has_full_text(resource)
+    assert vector_dimensions(resource) is None
+    assert "vectorIndexes" not in resource["indexingPolicy"]
 
 
 def test_memory_lifetime_is_one_parameter_for_the_container_and_the_app() -> None:
     main = main_scope(memoryTtlDays=30)
-    cosmos = scope_of(COSMOS, main)
-    container = cosmos.template.resource(
-        "Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers"
-    )
-    assert cosmos.evaluate(container.properties["resource"]["defaultTtl"]) == 30 * 86_400
+    assert container_of(main)["defaultTtl"] == 30 * 86_400
     web = scope_of(WEB_APP, main)
     assert web.evaluate(app_setting_expressions(web.template)["MEMORY_TTL_DAYS"]) == "30"
 

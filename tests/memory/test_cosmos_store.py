@@ -21,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import memory.cosmos.provisioning
+import memory.cosmos.store
 from memory import ConversationMemory, Message
 from memory.cosmos import (
     ARCHIVE_ITEM_PREFIX,
@@ -624,12 +625,15 @@ async def full_text_store(cosmos: CosmosServer, database_name: str) -> CosmosSto
     return store
 
 
-async def test_a_search_cut_at_its_bound_asks_full_text_for_older_matches_once_refused(
-    cosmos: CosmosServer, cosmos_database: str, caplog: pytest.LogCaptureFixture
+async def test_a_search_cut_at_its_bound_asks_full_text_for_older_matches_and_rests_if_refused(
+    cosmos: CosmosServer,
+    cosmos_database: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The test server keeps a container's full-text policy but cannot run FullTextScore: it
     refuses the query with 400, as an account without the feature does. The turn goes on with
-    the search by terms, and the store does not ask again."""
+    the search by terms, and the store leaves full-text search alone for a while."""
     store = await full_text_store(cosmos, cosmos_database)
     try:
         assert store.describe().endswith(", full-text search)")
@@ -641,17 +645,21 @@ async def test_a_search_cut_at_its_bound_asks_full_text_for_older_matches_once_r
         assert len(found) == 5
         assert [(method, status) for method, _, status in shape(cosmos.requests())] == [
             ("POST", 200),  # the newest 100 matches by terms: as many as it reads
-            ("POST", 400),  # Cosmos DB's BM25 over the whole archive, refused
+            ("POST", 400),  # Cosmos DB's BM25 over the whole archive, refused, not retried
         ]
         refusals = [r.getMessage() for r in caplog.records if "full-text" in r.getMessage()]
         assert len(refusals) == 1
         assert "HTTP 400" in refusals[0]
         assert "garden" not in refusals[0]  # no chat text in logs
-        assert not store.describe().endswith(", full-text search)")
         cosmos.clear_requests()
-        _, matches = await store.load_with_matches("k", query_terms("the garden"), 5)
+        _, matches = await store.load_with_matches("k", ["the garden"], 5)
         assert len(matches) == 5
-        assert [status for _, _, status in shape(cosmos.requests())] == [200]  # not asked again
+        assert [status for _, _, status in shape(cosmos.requests())] == [200]  # left alone
+        later = time.monotonic() + memory.cosmos.store.COOL_DOWN_SECONDS + 1
+        monkeypatch.setattr(memory.cosmos.store, "_monotonic", lambda: later)
+        cosmos.clear_requests()
+        await store.load_with_matches("k", ["the garden"], 5)
+        assert [status for _, _, status in shape(cosmos.requests())] == [200, 400]  # asked again
     finally:
         await store.close()
 
@@ -847,12 +855,16 @@ async def test_on_a_vector_search_container_embeddings_are_numbers_and_a_refusal
             refusals = [r.getMessage() for r in caplog.records if "vector search" in r.getMessage()]
             assert len(refusals) == 1
             assert "HTTP 400" in refusals[0]
-            assert "vector search" not in store.describe()
+            # Refused or not, embeddings of its size are kept where the vector index reads them.
+            later = Message("user", "birds")
+            await store.update(
+                "k", lambda record: record, archive=[later], vectors={later.id: [0.0, 1.0, 0.0]}
+            )
+            kept = await container.read_item(archive_item_id(later), partition_key=partition)
+            assert kept["embedding"] == [0.0, 1.0, 0.0]
 
             cosmos.clear_requests()
-            assert [m.content for m in await store.nearest("k", [0.0, 0.1, 0.9], 1)] == [
-                "tax forms"
-            ]
+            assert [m.content for m in await store.nearest("k", [0.1, 0.9, 0.0], 1)] == ["birds"]
             assert [status for _, _, status in shape(cosmos.requests())] == [200]
             assert [m.content for m in await store.nearest("k", [0.5, 0.5], 1)] == [
                 "another model's"

@@ -4,7 +4,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from memory.recall import meaning_of, named_speaker, rank_by_words, speaker_labels
+from memory.recall import (
+    MAX_QUERY_TERMS,
+    meaning_of,
+    named_speaker,
+    rank_by_words,
+    search_words,
+    speaker_labels,
+)
 from memory.records import Candidate, Message
 from memory.terms import content_words
 from wiring import local_embeddings
@@ -157,3 +164,15 @@ def test_the_word_cache_starting_over_changes_no_ranking(monkeypatch: pytest.Mon
     for _ in range(2):
         assert rank_by_words("Which pet did they adopt?", found, cached.words) == expected
         rank_by_words("Something else entirely?", others, cached.words)  # starts over
+
+
+def test_a_search_that_analyses_text_itself_gets_the_questions_own_words() -> None:
+    # Not stems: "agreed" stemmed is "agre", and "agre" stemmed again is "agr".
+    assert search_words(["Have we Agreed on Priya’s plan?", "the PLAN"]) == [
+        "agreed",
+        "priya’s",
+        "plan",
+    ]
+    many = " ".join(f"word{n}" for n in range(30))
+    assert len(search_words([many])) == MAX_QUERY_TERMS
+    assert search_words(["what is it?"]) == []
