@@ -146,8 +146,8 @@ class Commands:
         await turn_context.send_activity(ITEM_FORGOTTEN.format(text=item.text))
 
     async def _remember(self, key: str, words: str) -> str:
-        said = dictated(f"remember {words}") or words  # "remember that X" keeps X
-        if not said:
+        said = dictated(f"remember {words}")  # "remember that X" keeps X
+        if said is None:
             return REMEMBER_WHAT
         item = await self.memory.remember_item(key, said)
         return ITEM_ALREADY_KEPT if item is None else REMEMBERED_ITEM.format(text=item.text)

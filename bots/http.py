@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlparse
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 from botbuilder.core import Bot
 from botbuilder.core.serializer_helper import serializer_helper
 from botbuilder.integration.aiohttp import CloudAdapter
@@ -42,6 +45,10 @@ def messages_handler(adapter: CloudAdapter, bot: Bot, *, tokens_required: bool) 
             body = json.loads(await request.text())
         except (ValueError, RecursionError):
             return _problem(400, "The body is not valid JSON.")
+        except LookupError:  # a charset Python does not know
+            return _problem(415, "Send the activity as UTF-8 JSON (an unknown charset was named).")
+        except (HttpProcessingError, RequestPayloadError):  # not in its Content-Encoding
+            return _problem(400, "The body could not be decoded as its Content-Encoding says.")
         if not isinstance(body, dict):
             return _problem(400, "The body must be a JSON object (a Bot Framework activity).")
 
@@ -130,10 +137,15 @@ def activity_problem(body: Any) -> str | None:
     if too_long is not None:
         # Ids become memory keys, stored with every message: real ones are under 200 characters.
         return f'The activity\'s "{too_long}" is longer than {MAX_ID_CHARS} characters.'
+    controlled = next((name for name, value in _ids_of(body) if _CONTROL.search(value)), None)
+    if controlled is not None:
+        # Ids go into the reply's URL, where no HTTP client sends a control character.
+        return f'The activity\'s "{controlled}" holds a control character.'
     return None
 
 
 MAX_ID_CHARS = 512
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _ids_of(body: dict[str, Any]) -> list[tuple[str, str]]:

@@ -58,6 +58,7 @@ _DICTATED = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 _SPACES = re.compile(r"\s+")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")  # not the line breaks and tabs
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +77,10 @@ def dictated(text: str) -> str | None:
     if match is None:
         return None
     said = _tidy(match.group("text")).rstrip(" .!")
-    return said or None
+    # "remember that" alone, or nothing but marks, is no thing to keep: ask what to keep.
+    if said.casefold() == "that" or not any(c.isalnum() for c in said):
+        return None
+    return said
 
 
 def with_items(
@@ -190,8 +194,8 @@ def _speaker(message: Message) -> str:
 
 
 def _tidy(text: str) -> str:
-    """On one line, spaces collapsed."""
-    return _SPACES.sub(" ", text).strip()
+    """On one line, spaces collapsed, control characters gone."""
+    return _SPACES.sub(" ", _CONTROL.sub("", text)).strip()
 
 
 def _normalised(text: str) -> str:

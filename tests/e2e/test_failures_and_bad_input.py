@@ -1,6 +1,7 @@
 """Bad input gets a 4xx or a polite reply and changes nothing stored; a failing model gets the
 person one clear sentence, keeps their message, and the next turn works."""
 
+import json
 from typing import Any
 
 import pytest
@@ -122,6 +123,28 @@ async def test_wrong_field_types_and_content_type_are_refused(
     got, _ = await bot.post(None, raw=b"type=message", headers={"Content-Type": "text/plain"})
     assert got == 415
     assert await stored_contents(bot) == []
+
+
+async def test_bodies_that_cannot_be_decoded_or_replied_to_get_a_4xx(
+    bot: AppServer, connector: FakeConnector
+) -> None:
+    activity = emulator_message("hi", service_url=connector.url)
+    raw = json.dumps(activity).encode()
+    got, answer = await bot.post(
+        None, raw=raw, headers={"Content-Type": "application/json; charset=no-such-charset"}
+    )
+    assert (got, "UTF-8" in answer["error"]) == (415, True)
+    got, answer = await bot.post(
+        None,
+        raw=raw,
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},  # it is not
+    )
+    assert (got, "Content-Encoding" in answer["error"]) == (400, True)
+    nul = {**activity, "conversation": {"id": "a\u0000b"}}
+    got, answer = await bot.post(nul)
+    assert (got, "conversation.id" in answer["error"]) == (400, True)
+    assert await stored_contents(bot) == []
+    assert connector.activities == []
 
 
 async def test_a_message_without_text_gets_a_polite_reply_and_is_not_stored(

@@ -59,6 +59,12 @@ def memory_on(store: MemoryStore, extractor: Extractor | None) -> ConversationMe
         ("Can you remember I take my coffee black", "I take my coffee black"),
         ("I remember that day well", None),
         ("do you remember my manager?", None),
+        ("remember that", None),  # nothing said: ask what to keep
+        ("Remember that!", None),
+        ("remember \u0000", None),
+        ("remember ...", None),
+        ("remember that the code is 42\u0000", "the code is 42"),
+        ("remember that that was Tuesday", "that was Tuesday"),
     ],
 )
 def test_what_a_person_dictates_is_kept_as_said(said: str, kept: str | None) -> None:
