@@ -213,3 +213,16 @@ async def test_with_an_app_id_a_request_without_a_token_gets_401(
     assert connector.activities == []
     assert model_server.chat_requests() == []
     assert await stored_contents(bot) == []
+
+
+async def test_without_an_app_id_no_token_is_checked_even_if_one_is_sent(
+    bot: AppServer, connector: FakeConnector
+) -> None:
+    """Local mode, as documented: a client that sends some token (an Emulator set up for
+    another bot) is answered as one that sends none."""
+    status, _ = await bot.post(
+        emulator_message("hi", service_url=connector.url),
+        headers={"Authorization": "Bearer x.y.z"},
+    )
+    assert status == 201
+    assert await stored_contents(bot) == ["hi", connector.texts()[-1]]
