@@ -14,8 +14,10 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 from botbuilder.core import TurnContext
 from botbuilder.schema import Activity, ActivityTypes
+from botframework.connector.models import ErrorResponseException
 
 from bots.citations import citations, without_markers
 from bots.identity import is_group_conversation
@@ -32,6 +34,10 @@ from model_client import ChatModel, ModelError
 from telemetry import TurnMetrics, log_turn, measure_turn
 
 log = logging.getLogger(__name__)
+
+# A reply the connector refused, or that could not reach it (the activity's serviceUrl): logged
+# as a line, not a traceback, since any caller can cause one.
+_DELIVERY_FAILURES = (ErrorResponseException, aiohttp.ClientError, TimeoutError, OSError)
 
 MAX_MESSAGE_CHARS = 16_000
 MAX_AUTHOR_CHARS = 64
@@ -99,7 +105,15 @@ class ChatTurn:
             if prompt is None:
                 raise  # not even the prompt was built: the adapter's turn-error handler answers
             # The person never saw the reply: keep their message, not an answer they did not get.
-            log.error("sending the reply failed: %s", type(error).__name__, exc_info=True)
+            if isinstance(error, _DELIVERY_FAILURES):  # the connector's (or serviceUrl's) doing
+                status = getattr(getattr(error, "response", None), "status_code", None)
+                log.warning(
+                    "sending the reply failed: %s%s",
+                    type(error).__name__,
+                    f" (HTTP {status})" if isinstance(status, int) else "",
+                )
+            else:
+                log.error("sending the reply failed: %s", type(error).__name__, exc_info=True)
             await self._remember(key, text, None, author)
             return "reply-failed"
         if stopped:

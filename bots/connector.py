@@ -47,6 +47,10 @@ from tenacity import (
 Outgoing = Request[ClientRequest]
 
 CONNECT_ATTEMPTS = 4
+# How long one request to the connector may take in all: msrest's own default is 100 s, and a
+# connector that never answers then held the person's turn (and the channel's request) for
+# minutes. The Bot Framework connector answers in well under a second.
+REPLY_TIMEOUT_SECONDS = 15.0
 CONNECT_BACKOFF_SECONDS = 0.5  # then 1 s, 2 s
 # Failures before the request could reach the connector: safe to try again.
 _NOT_CONNECTED = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
@@ -55,7 +59,8 @@ _NOT_CONNECTED = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 def send_through(client: Any, session: aiohttp.ClientSession) -> Any:
     """`client` (a botbuilder `ConnectorClient`) made to send through `session`; returns it."""
     config = client.config
-    timeout = aiohttp.ClientTimeout(total=float(config.connection.timeout), connect=10.0)
+    total = min(float(config.connection.timeout), REPLY_TIMEOUT_SECONDS)
+    timeout = aiohttp.ClientTimeout(total=total, connect=min(10.0, total))
     policies = [
         config.user_agent_policy,
         _SignedBy(config.credentials),

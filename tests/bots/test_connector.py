@@ -18,6 +18,7 @@ from msrest.pipeline.async_abc import AsyncPipeline
 from msrest.universal_http import ClientRequest
 from msrest.universal_http.aiohttp import AioHttpClientResponse
 
+import bots.connector
 from bots.connector import _Answer, send_through
 from tests.support.app_server import free_port
 
@@ -132,6 +133,30 @@ async def test_a_reply_the_connector_received_is_never_sent_twice(
     finally:
         await connector.stop()
     assert [a["text"] for a in connector.received] == ["hello"]
+
+
+async def test_a_connector_that_never_answers_is_given_up_on_within_the_reply_timeout(
+    session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """msrest would wait 100 s; the turn (and the channel's request) waits for the reply."""
+    monkeypatch.setattr(bots.connector, "REPLY_TIMEOUT_SECONDS", 0.5)
+    never = asyncio.Event()
+
+    async def hang(request: web.Request) -> web.StreamResponse:
+        await never.wait()
+        return web.Response(status=200)
+
+    connector = Connector(free_port(), hang)
+    await connector.start()
+    try:
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(reply(client_for(connector.port, session), "hello"), 10)
+        assert asyncio.get_running_loop().time() - started < 5
+    finally:
+        never.set()
+        await connector.stop()
+    assert [a["text"] for a in connector.received] == ["hello"]  # sent once, not again
 
 
 # --------------------------------------------------------------------------- msrest internals
