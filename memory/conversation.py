@@ -286,6 +286,12 @@ class ConversationMemory:
                 break
             await self.store.delete_messages(key, found)
             gone.update(found)
+        if gone:  # the count says how many messages are kept (`memory`, export)
+
+            def recount(record: ConversationRecord) -> ConversationRecord:
+                return replace(record, message_count=max(0, record.message_count - len(gone)))
+
+            await self.store.update(key, recount)
         return len(forgotten_items), len(gone)
 
     async def _embedding_of(self, text: str) -> list[float] | None:

@@ -219,9 +219,11 @@ async def test_remember_forget_one_and_forget_by_words(store_factory: StoreFacto
     assert [i.text for i in items] == ["Likes green tea."]
     assert [m.content for m in messages] == ["The tea shop on Rue Cler is my favourite"]
     assert not in_summary
+    assert (await memory.recall("k")).message_count == 4
     assert await memory.forget_matching("k", "tea") == (1, 1)
 
     record = await memory.recall("k")
+    assert record.message_count == 3  # what `memory` and an export say is kept
     assert [i.text for i in record.current_items] == ["Works at Contoso."]
     assert "The tea shop on Rue Cler is my favourite" not in [m.content for m in record.messages]
     assert await store.search("k", ["tea"], 10) == []
@@ -268,6 +270,7 @@ async def test_forget_by_words_forgets_every_match_the_summary_and_superseded_it
     assert ([i.id for i in items], len(messages), in_summary) == (["old"], 50, True)
     assert await memory.forget_matching("k", "marigolds") == (1, 450)
     record = await store.load("k")
+    assert record.message_count == 1
     assert record.summary == ""
     assert [i.id for i in record.items] == ["new"]
     assert await store.search("k", ["marigold"], 500) == []
