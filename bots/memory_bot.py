@@ -256,6 +256,9 @@ class MemoryBot(TeamsActivityHandler):  # type: ignore[misc]
         if who is None:
             return
         key, sender = who
+        if not self.rate_limiter.allow(sender):  # as messages are: a flood posts nothing
+            log.info("a file consent over the rate limit was not handled")
+            return
         delivery = delivery_id_for(activity)
         try:
             if not await self.ledger.take(sender, delivery, said=False):

@@ -169,6 +169,20 @@ async def test_decline_saves_nothing_and_ends_the_offer(
     assert drive.requests == []
 
 
+async def test_a_flood_of_consent_answers_is_held_to_the_rate_limit(
+    make_app: AppFactory, connector: FakeConnector
+) -> None:
+    bot = await make_app(RATE_LIMIT_PER_MINUTE="3")
+    declined = [
+        file_consent_invoke("decline", {"export": f"x{n}"}, service_url=connector.url)
+        for n in range(12)
+    ]
+    answers = await asyncio.gather(*(bot.post(activity) for activity in declined))
+    assert [status for status, _ in answers] == [200] * 12  # every invoke is answered
+    await asyncio.sleep(0.2)
+    assert 1 <= len(connector.messages()) <= 3  # what the limit lets through is answered
+
+
 @pytest.mark.parametrize(
     "how",
     ["forged", "not an object", "someone else's", "expired", "replaced by a newer offer"],
