@@ -138,10 +138,10 @@ def activity_problem(body: Any) -> str | None:
     if too_long is not None:
         # Ids become memory keys, stored with every message: real ones are under 200 characters.
         return f'The activity\'s "{too_long}" is longer than {MAX_ID_CHARS} characters.'
-    controlled = next((name for name, value in _ids_of(body) if _CONTROL.search(value)), None)
-    if controlled is not None:
-        # Ids go into the reply's URL, where no HTTP client sends a control character.
-        return f'The activity\'s "{controlled}" holds a control character.'
+    if _CONTROL.search(body["conversation"]["id"]):
+        # botbuilder sends it in a header of every reply (x-ms-conversation-id), where no HTTP
+        # client sends a control character: no reply could ever reach the person.
+        return 'The activity\'s "conversation.id" holds a control character.'
     return None
 
 
