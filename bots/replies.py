@@ -242,8 +242,9 @@ def _stream_update(text: str, stream_id: str | None, sequence: int, informative:
 
 def forget_confirmation(question: str, question_id: str, listing: Sequence[str] = ()) -> Activity:
     """A card asking to confirm `forget` (with what it would forget, `listing`, where that is
-    not everything); typing `yes` works too. Its buttons name the question they answer, so that
-    only that question, while it stands, can be confirmed."""
+    not everything); typing `yes` works too, as its summary says (the text for clients that
+    show no cards: a text beside the card would show it twice). Its buttons name the question
+    they answer, so that only that question, while it stands, can be confirmed."""
     body: list[dict[str, Any]] = [{"type": "TextBlock", "text": question, "wrap": True}]
     body += [
         {"type": "TextBlock", "text": line, "wrap": True, "spacing": "Small"} for line in listing
@@ -269,7 +270,7 @@ def forget_confirmation(question: str, question_id: str, listing: Sequence[str] 
     text = "\n".join([question, *listing, REPLY_YES_TO_CONFIRM])
     return Activity(
         type=ActivityTypes.message,
-        text=text if listing else f"{question} {REPLY_YES_TO_CONFIRM}",
+        summary=text if listing else f"{question} {REPLY_YES_TO_CONFIRM}",
         attachments=[CardFactory.adaptive_card(card)],
     )
 
@@ -287,8 +288,9 @@ def items_card(
     title: str, lines: Sequence[ItemLine], also_kept: str, older_page: int | None
 ) -> Activity:
     """The `memory` card: a page of kept things, each with a button that forgets it, then what
-    else is kept; a button for the page of older ones where there is one. The message's text
-    says the same for clients that show no cards. Each thing shows at most CARD_ITEM_CHARS of
+    else is kept; a button for the page of older ones where there is one. The message's summary
+    (not its text, which Teams would show beside the card) says the same for clients that show
+    no cards and for notifications. Each thing shows at most CARD_ITEM_CHARS of
     its text, as plain text (no markdown link or invisible character of its own), and the page
     holds as many of `lines` as fit a message Teams takes."""
     lines = [replace(line, text=card_text(line.text)) for line in lines]
@@ -378,7 +380,7 @@ def _items_card(
         [f"**{title}**", *(f"- {line.text} ({line.detail})" for line in lines), "", also_kept]
     )
     return Activity(
-        type=ActivityTypes.message, text=text, attachments=[CardFactory.adaptive_card(card)]
+        type=ActivityTypes.message, summary=text, attachments=[CardFactory.adaptive_card(card)]
     )
 
 

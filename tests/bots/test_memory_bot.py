@@ -72,7 +72,8 @@ class RecordingAdapter(BotAdapter):  # type: ignore[misc]
         raise NotImplementedError
 
     def texts(self) -> list[str]:
-        return [a.text for a in self.sent if a.type == "message"]
+        """What a person reads of each message: its text, or a card's summary."""
+        return [a.text or a.summary for a in self.sent if a.type == "message"]
 
 
 class StandInMemory:

@@ -312,8 +312,8 @@ async def test_forget_in_a_group_explains_and_clears_only_the_group(
         )
     )
     question = connector.messages()[-1]  # one message: whose memory it is, and the question
-    assert "Any member of this chat may clear it" in question["text"]
-    assert "Forget everything I remember from this conversation?" in question["text"]
+    assert "Any member of this chat may clear it" in question["summary"]
+    assert "Forget everything I remember from this conversation?" in question["summary"]
     card = question["attachments"][0]["content"]
     assert "Any member of this chat may clear it" in card["body"][0]["text"]
     submit = teams_message("", conversation_type="groupChat", service_url=connector.url)

@@ -110,7 +110,9 @@ class FakeConnector:
         return [a for a in self.activities if a.get("type") == "message"]
 
     def texts(self) -> list[str]:
-        return [str(a.get("text") or "") for a in self.messages()]
+        """What a person reads of each message: its text, or a card's summary (the text of a
+        message that carries a card, for clients that show no cards)."""
+        return [str(a.get("text") or a.get("summary") or "") for a in self.messages()]
 
     def typing(self) -> list[Activity]:
         return [a for a in self.activities if a.get("type") == "typing"]
