@@ -78,7 +78,10 @@ def messages_handler(adapter: CloudAdapter, bot: Bot, *, tokens_required: bool) 
             return _problem(400, "The body is not a Bot Framework activity.")
         response = await adapter.process_activity(authentication, activity, bot.on_turn)
         if response:
-            return web.json_response(data=serializer_helper(response.body), status=response.status)
+            body = response.body
+            if not isinstance(body, dict | list):  # a botbuilder model (plain JSON goes as it is)
+                body = serializer_helper(body)
+            return web.json_response(data=body, status=response.status)
         return web.Response(status=201)
 
     return handle

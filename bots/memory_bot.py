@@ -240,7 +240,9 @@ class MemoryBot(TeamsActivityHandler):  # type: ignore[misc]
                 reaction if reaction in ("like", "dislike") else "other",
                 _loggable(activity.reply_to_id),
             )
-            return InvokeResponse(status=200)
+            # An empty object, not null: the Agents Playground reads the answer's fields and
+            # told the person "Unable to reach app" when there was none.
+            return InvokeResponse(status=200, body={})
         if activity.name == "fileConsent/invoke":
             await self._file_consent(turn_context)
             return InvokeResponse(status=200)

@@ -86,6 +86,16 @@ async def test_a_channel_answers_a_mention_in_the_thread_without_personal_memory
     assert not any("Biscuit" in text for text in prompt)
 
 
+async def test_feedback_on_an_answer_is_taken(chat: PlaygroundPage) -> None:
+    await chat.ask(FACT)
+    await chat.page.get_by_role("button", name="Like").last.click()
+    dialog = chat.page.get_by_role("dialog")
+    await dialog.get_by_role("textbox").fill("Just what I needed")
+    await dialog.get_by_role("button", name="Submit").click()
+    # The Playground's own thanks, shown when the bot took the invoke; else "Unable to reach app".
+    await expect(dialog).to_contain_text("Thank you", timeout=WAIT_SECONDS * 1000)
+
+
 async def test_the_forget_cards_buttons_keep_and_then_forget(chat: PlaygroundPage) -> None:
     await chat.ask(FACT)
 
