@@ -23,6 +23,7 @@ class RateLimiter:
         self.per_minute = per_minute
         self.clock = clock
         self._recent: OrderedDict[str, deque[float]] = OrderedDict()
+        self._told: OrderedDict[str, float] = OrderedDict()  # when each was last told
 
     def allow(self, key: str) -> bool:
         """Whether `key` may send another message now; counts it if so. 0 means no limit."""
@@ -40,6 +41,19 @@ class RateLimiter:
         if len(recent) >= self.per_minute:
             return False
         recent.append(now)
+        return True
+
+    def first_refusal(self, key: str) -> bool:
+        """Whether a refused message from `key` is the first in a minute, so that a burst over
+        the limit is told once, not once a message."""
+        now = self.clock()
+        told = self._told.get(key)
+        if told is not None and now - told < 60:
+            return False
+        self._told[key] = now
+        self._told.move_to_end(key)
+        if len(self._told) > MAX_PEOPLE:
+            self._told.popitem(last=False)
         return True
 
     def __len__(self) -> int:

@@ -36,6 +36,7 @@ from bots.tenant_gate import TenantGate
 from bots.wording import (
     FORGET_BUTTON_EXPIRED,
     FORGET_CANCELLED,
+    JUST_MENTIONED,
     NOT_TEXT,
     PERSONAL_CHAT,
     RATE_LIMITED,
@@ -100,8 +101,9 @@ class MemoryBot(TeamsActivityHandler):  # type: ignore[misc]
         delivery = delivery_id_for(activity)
         said = action is None  # typed, not a card's button
         if not self.rate_limiter.allow(sender):  # this instance's own count: costs no request
-            if not await _checked(self.ledger.taken(sender, delivery, said=said)):
-                await turn_context.send_activity(self._rate_limited)  # not for a redelivery
+            redelivered = await _checked(self.ledger.taken(sender, delivery, said=said))
+            if not redelivered and self.rate_limiter.first_refusal(sender):
+                await turn_context.send_activity(self._rate_limited)
             return
         with measure_turn():  # a chat turn's figures count the ledger's requests too
             if not await self._admit(turn_context, sender, delivery, said):
@@ -126,7 +128,8 @@ class MemoryBot(TeamsActivityHandler):  # type: ignore[misc]
                 return False
             limit = self.rate_limiter.per_minute
             if limit > 0 and await self.ledger.taken_within(sender, 60) > limit:
-                await turn_context.send_activity(self._rate_limited)
+                if self.rate_limiter.first_refusal(sender):
+                    await turn_context.send_activity(self._rate_limited)
                 return False
         except StoreError as error:
             log.warning("ledger unavailable, message handled without it: %s", type(error).__name__)
@@ -165,7 +168,8 @@ class MemoryBot(TeamsActivityHandler):  # type: ignore[misc]
             return
         text = message_text(activity)
         if not text:
-            await turn_context.send_activity(NOT_TEXT)
+            # In a group, a bare @mention is someone calling the bot, not an unreadable attachment.
+            await turn_context.send_activity(JUST_MENTIONED if group else NOT_TEXT)
             return
         if len(text) > MAX_MESSAGE_CHARS:  # commands too: none is read past this
             await turn_context.send_activity(

@@ -52,7 +52,7 @@ I'm MemoryBot. I remember what you tell me in this chat across conversations, so
 have to repeat your context.
 
 What I keep: our messages (the recent ones word for word, older ones as a short summary and in \
-a searchable archive), stored in your organisation's own Azure tenant. What you tell me here \
+a searchable archive), kept where your organisation runs me. What you tell me here \
 never appears in group chats or channels.
 
 Commands:
@@ -206,6 +206,7 @@ EXPORT_FILE_TOO_LARGE = (
 INFORMATIVE_TEXT = "Looking through what I remember…"
 
 NOT_TEXT = "I can only read text messages for now. Please type your message."
+JUST_MENTIONED = "Yes? Ask me something after the mention, or type **help** to see what I can do."
 TOO_LONG = (
     "That message is too long for me ({length:,} characters; the limit is {limit:,}). "
     "Please shorten it or split it up."
@@ -214,7 +215,7 @@ UNKNOWN_SENDER = "I can't tell who sent this message, so I can't keep a memory f
 TENANT_REFUSED = "Sorry, MemoryBot isn't available to your organisation."
 RATE_LIMITED = (
     "You're sending messages faster than I can take them (the limit is {limit} a minute). "
-    "Please wait a moment; your message was not saved."
+    "Please wait a moment: until then I don't read or keep what you send."
 )
 
 # The memory store failed; one sentence for each thing the bot was doing.

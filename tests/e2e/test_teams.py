@@ -12,7 +12,7 @@ import pytest
 from botbuilder.schema import Activity
 
 from bots.identity import memory_key_for
-from bots.wording import model_failed
+from bots.wording import JUST_MENTIONED, model_failed
 from memory.conversation import STOPPED_MARK
 from model_client import ModelBadAnswer
 from tests.conftest import conversation_memory
@@ -395,6 +395,17 @@ async def test_a_person_over_the_rate_limit_gets_a_polite_reply(
     assert connector.texts()[-1] == "echo: hi"
 
 
+async def test_a_burst_over_the_rate_limit_is_told_once(
+    make_app: AppFactory, connector: FakeConnector, model_server: FakeOpenAI
+) -> None:
+    bot = await make_app(RATE_LIMIT_PER_MINUTE="2")
+    for n in range(8):
+        await bot.post(emulator_message(f"message {n}", service_url=connector.url))
+    told = [text for text in connector.texts() if "faster than I can take them" in text]
+    assert len(told) == 1
+    assert len(model_server.chat_requests()) == 2
+
+
 async def test_feedback_from_outside_cannot_forge_or_flood_a_log_line(
     bot: AppServer, connector: FakeConnector, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -499,3 +510,15 @@ async def test_an_answer_citing_a_recalled_memory_carries_a_teams_citation(
     }
     # Remembered without the marker: its number meant something in that one prompt only.
     assert (await stored(bot, key))[-1] == "Your manager is Grace Hopper."
+
+
+async def test_a_bare_mention_in_a_group_gets_a_nudge_not_a_complaint(
+    bot: AppServer, connector: FakeConnector, model_server: FakeOpenAI
+) -> None:
+    mention = teams_message(
+        "", conversation_type="groupChat", mention_bot=True, service_url=connector.url
+    )
+    status, _ = await bot.post(mention)
+    assert status in (200, 201)
+    assert connector.texts()[-1] == JUST_MENTIONED
+    assert model_server.chat_requests() == []
