@@ -53,8 +53,11 @@ EXTRACTION_INSTRUCTIONS = (
     'With nothing new to keep, answer {"items": []}.'
 )
 
+# "remember that …" at the start of the message or of a sentence or clause in its first line
+# ("By the way, please remember that …"), never after other words ("I remember that day").
 _DICTATED = re.compile(
-    r"^\s*(?:please\s+)?(?:can you\s+|could you\s+)?remember(?:\s+that)?\s*[:,-]?\s+(?P<text>.+)$",
+    r"^(?:[^\n]*?[,.;:!?]\s+)?\s*(?:please\s+)?(?:can you\s+|could you\s+)?"
+    r"remember(?:\s+that)?\s*[:,-]?\s+(?P<text>.+)$",
     re.IGNORECASE | re.DOTALL,
 )
 _SPACES = re.compile(r"\s+")
@@ -77,8 +80,9 @@ def dictated(text: str) -> str | None:
     if match is None:
         return None
     said = _tidy(match.group("text")).rstrip(" .!")
-    # "remember that" alone, or nothing but marks, is no thing to keep: ask what to keep.
-    if said.casefold() == "that" or not any(c.isalnum() for c in said):
+    # "remember that" alone, or nothing but marks, is no thing to keep: ask what to keep; and
+    # "…, remember that guy from college?" asks something.
+    if said.casefold() == "that" or not any(c.isalnum() for c in said) or said.endswith("?"):
         return None
     return said
 

@@ -65,6 +65,12 @@ def memory_on(store: MemoryStore, extractor: Extractor | None) -> ConversationMe
         ("remember ...", None),
         ("remember that the code is 42\u0000", "the code is 42"),
         ("remember that that was Tuesday", "that was Tuesday"),
+        ("By the way, please remember that I'm on leave next week.", "I'm on leave next week"),
+        ("Thanks! Remember that the demo is on Friday", "the demo is on Friday"),
+        ("Oh, I remember that day well", None),  # remembering, not dictating
+        ("He said, remember that guy from college?", None),  # a question
+        ("Do you remember? Remember: the code is 42", "the code is 42"),
+        ("Fine.\nremember that", None),
     ],
 )
 def test_what_a_person_dictates_is_kept_as_said(said: str, kept: str | None) -> None:
