@@ -22,6 +22,7 @@ from memory.items import (
     NewItem,
     dictated,
     extraction_prompt,
+    kind_of,
     read_extraction,
     unexpired,
     with_items,
@@ -184,7 +185,7 @@ class ConversationMemory:
         if reply is not None:
             turn.append(Message("assistant", reply + (STOPPED_MARK if stopped else ""), now))
         asked = dictated(user_text)  # "remember that …": kept as said, whatever the model
-        told = [NewItem(asked, sources=(turn[0].id,), said_at=now)] if asked else []
+        told = [NewItem(asked, kind_of(asked), sources=(turn[0].id,), said_at=now)] if asked else []
 
         def append_turn(record: ConversationRecord) -> ConversationRecord:
             combined = (*record.messages, *turn)
@@ -216,13 +217,13 @@ class ConversationMemory:
         return self.summarise is not None and self.extract_every > 0
 
     async def remember_item(self, key: str, text: str) -> MemoryItem | None:
-        """Keeps `text` as a fact, as the person said it (the `remember` command); None when a
-        standing item says it already."""
+        """Keeps `text` as the person said it (the `remember` command), a fact, preference or
+        decision as its words say (`kind_of`); None when a standing item says it already."""
         now = self.clock()
         added: list[MemoryItem] = []
 
         def add(record: ConversationRecord) -> ConversationRecord:
-            updated = with_items(record, [NewItem(text)], now)
+            updated = with_items(record, [NewItem(text, kind_of(text))], now)
             added[:] = [item for item in updated.items if item not in record.items]
             return replace(updated, since=updated.since or now, updated_at=now)
 

@@ -64,6 +64,28 @@ _SPACES = re.compile(r"\s+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")  # not the line breaks and tabs
 
 
+# What a dictated item is, from its words (the model says so itself for what it extracts).
+_DECISION = re.compile(
+    r"\b(?:decided|decide|decision|agreed|chose|chosen|settled on|going with|go with)\b",
+    re.IGNORECASE,
+)
+_PREFERENCE = re.compile(
+    r"\b(?:prefers?|preferred|preference|likes?|loves?|hates?|dislikes?|favou?rite|rather)\b",
+    re.IGNORECASE,
+)
+
+
+def kind_of(text: str) -> ItemKind:
+    """A dictated item's kind: a decision where it says one was made ("we decided to use
+    Postgres"), a preference where it says what someone likes ("I prefer dark mode"), else a
+    fact."""
+    if _DECISION.search(text):
+        return "decision"
+    if _PREFERENCE.search(text):
+        return "preference"
+    return "fact"
+
+
 @dataclass(frozen=True, slots=True)
 class NewItem:
     text: str

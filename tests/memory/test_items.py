@@ -77,6 +77,29 @@ def test_what_a_person_dictates_is_kept_as_said(said: str, kept: str | None) -> 
     assert dictated(said) == kept
 
 
+@pytest.mark.parametrize(
+    ("said", "kind"),
+    [
+        ("I prefer dark mode", "preference"),
+        ("my favourite café is Zoë's", "preference"),
+        ("we decided to use Postgres", "decision"),
+        ("We're going with the blue logo", "decision"),
+        ("my manager is Priya Shah", "fact"),
+        ("the freeze starts on 12 December", "fact"),
+    ],
+)
+async def test_a_dictated_thing_is_kept_as_the_kind_its_words_say(
+    store_factory: StoreFactory, said: str, kind: str
+) -> None:
+    memory = memory_on(await store_factory(), None)
+    item = await memory.remember_item("k", said)
+    assert item is not None
+    assert item.kind == kind
+    await memory.remember("k", f"remember that {said} too", "OK.", at=MAY_3)
+    dictated_item = (await memory.recall("k")).current_items[-1]
+    assert (dictated_item.text, dictated_item.kind) == (f"{said} too", kind)
+
+
 def test_an_item_is_not_added_twice_and_a_replaced_one_is_kept_superseded() -> None:
     record = with_items(ConversationRecord(key="k"), [NewItem("Lives in Paris.")], MAY_3)
     [paris] = record.items
