@@ -7,6 +7,7 @@ and are never stored as chat.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Any
 
@@ -62,7 +63,15 @@ def command_in(text: str) -> tuple[Command, str] | None:
     rest = " ".join(rest.split())
     if rest and (command not in _TAKES_WORDS or rest.endswith("?")):
         return None
+    if command is Command.FORGET and _NEVER_MIND.match(rest):
+        return None  # "forget it, never mind" is said, not asked
     return command, rest
+
+
+# What follows "forget" when a person means "never mind", not "forget what mentions these words".
+_NEVER_MIND = re.compile(
+    r"^(?:about\s+)?(?:it|that|this)\b[\s,.!]*(?:never\s*mind|please)?[\s,.!]*$", re.IGNORECASE
+)
 
 
 def card_action_in(value: Any) -> str | None:

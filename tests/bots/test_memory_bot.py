@@ -13,6 +13,7 @@ from botbuilder.core import BotAdapter, TurnContext
 from botbuilder.schema import Activity, ConversationReference, ResourceResponse
 
 from bots import MemoryBot
+from bots.commands import Command, command_in
 from bots.limits import MAX_PEOPLE, RateLimiter
 from bots.wording import (
     FORGET_BUTTON_EXPIRED,
@@ -510,3 +511,23 @@ async def test_a_message_answered_before_its_handling_failed_is_not_answered_aga
     assert (
         await say(bot_with(StandInMemory(), ledger=Ledger(cast(MemoryStore, marks))), message) == []
     )
+
+
+@pytest.mark.parametrize(
+    ("said", "understood"),
+    [
+        ("forget Pepper", (Command.FORGET, "Pepper")),
+        ("/Forget  the   dog", (Command.FORGET, "the dog")),
+        ("forget", (Command.FORGET, "")),
+        ("Forget it, never mind", None),  # said, not asked: chat
+        ("forget it", None),
+        ("forget about that!", None),
+        ("forget it Pepper", (Command.FORGET, "it Pepper")),
+        ("forget when we met?", None),
+        ("help me with this", None),
+    ],
+)
+def test_commands_are_read_as_people_mean_them(
+    said: str, understood: tuple[Command, str] | None
+) -> None:
+    assert command_in(said) == understood
