@@ -142,7 +142,10 @@ class Commands:
         elif pages > 1:
             also_kept = f"{ITEMS_PAGE_OF.format(page=page, pages=pages)}\n\n{also_kept}"
         older = page + 1 if page < pages else None
-        await turn_context.send_activity(items_card(wording.items_title, lines, also_kept, older))
+        newer = page - 1 if page > 1 else None
+        await turn_context.send_activity(
+            items_card(wording.items_title, lines, also_kept, older, newer)
+        )
 
     async def forget_item(self, turn_context: TurnContext, key: str, item_id: object) -> None:
         """A `memory` card's button: forgets that one kept thing."""

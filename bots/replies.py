@@ -27,6 +27,7 @@ from bots.wording import (
     FORGET_ITEM_BUTTON,
     INFORMATIVE_TEXT,
     KEEP_BUTTON,
+    NEWER_ITEMS_BUTTON,
     OLDER_ITEMS_BUTTON,
     REPLY_YES_TO_CONFIRM,
 )
@@ -285,20 +286,25 @@ class ItemLine:
 
 
 def items_card(
-    title: str, lines: Sequence[ItemLine], also_kept: str, older_page: int | None
+    title: str,
+    lines: Sequence[ItemLine],
+    also_kept: str,
+    older_page: int | None,
+    newer_page: int | None = None,
 ) -> Activity:
     """The `memory` card: a page of kept things, each with a button that forgets it, then what
-    else is kept; a button for the page of older ones where there is one. The message's summary
-    (not its text, which Teams would show beside the card) says the same for clients that show
-    no cards and for notifications. Each thing shows at most CARD_ITEM_CHARS of
-    its text, as plain text (no markdown link or invisible character of its own), and the page
-    holds as many of `lines` as fit a message Teams takes."""
+    else is kept; buttons for the pages of older and newer ones where there are some. The
+    message's summary (not its text, which Teams would show beside the card) says the same for
+    clients that show no cards and for notifications. Each thing shows at most CARD_ITEM_CHARS
+    of its text, as plain text (no markdown link or invisible character of its own), and the
+    page holds as many of `lines` as fit a message Teams takes."""
     lines = [replace(line, text=card_text(line.text)) for line in lines]
-    while len(lines) > 1 and payload_bytes(_items_card(title, lines, also_kept, older_page)) > (
+    pages = (older_page, newer_page)
+    while len(lines) > 1 and payload_bytes(_items_card(title, lines, also_kept, *pages)) > (
         MAX_CARD_BYTES
     ):
         lines = lines[:-1]
-    return _items_card(title, lines, also_kept, older_page)
+    return _items_card(title, lines, also_kept, *pages)
 
 
 MAX_CARD_BYTES = 24_000  # a card as sent; Teams refuses a message much over ~28 KB
@@ -315,7 +321,11 @@ def card_text(text: str) -> str:
 
 
 def _items_card(
-    title: str, lines: Sequence[ItemLine], also_kept: str, older_page: int | None
+    title: str,
+    lines: Sequence[ItemLine],
+    also_kept: str,
+    older_page: int | None,
+    newer_page: int | None,
 ) -> Activity:
     body: list[dict[str, Any]] = [
         {"type": "TextBlock", "text": title, "weight": "Bolder", "size": "Medium", "wrap": True}
@@ -368,14 +378,13 @@ def _items_card(
         "version": ADAPTIVE_CARD_VERSION,
         "body": body,
     }
-    if older_page is not None:
-        card["actions"] = [
-            {
-                "type": "Action.Submit",
-                "title": OLDER_ITEMS_BUTTON,
-                "data": {"action": ITEMS_PAGE, "page": older_page},
-            }
-        ]
+    actions = [
+        {"type": "Action.Submit", "title": button, "data": {"action": ITEMS_PAGE, "page": page}}
+        for button, page in ((NEWER_ITEMS_BUTTON, newer_page), (OLDER_ITEMS_BUTTON, older_page))
+        if page is not None
+    ]
+    if actions:
+        card["actions"] = actions
     text = "\n".join(
         [f"**{title}**", *(f"- {line.text} ({line.detail})" for line in lines), "", also_kept]
     )

@@ -104,7 +104,9 @@ def test_the_bots_cards_are_valid_at_the_version_teams_renders() -> None:
             lines[:1],
             f"{ITEMS_PAGE_OF.format(page=3, pages=3)}\n\n{also_kept}",
             older_page=None,
+            newer_page=2,
         ),
+        items_card(PERSONAL_CHAT.items_title, lines[:2], also_kept, older_page=3, newer_page=1),
         items_card(PERSONAL_CHAT.items_title, [], f"{NO_ITEMS}\n\n{also_kept}", None),
     ]
     cards = [card for activity in activities for card in cards_in(activity)]

@@ -12,8 +12,16 @@ from typing import Any, ClassVar
 import pytest
 from botbuilder.schema import Activity
 
+from bots.commands import ITEMS_PER_PAGE
 from bots.replies import payload_bytes
-from bots.wording import ITEM_FORGOTTEN, MATCHES_FORGOTTEN, NO_MESSAGES_KEPT, REMEMBERED_ITEM
+from bots.wording import (
+    ITEM_FORGOTTEN,
+    MATCHES_FORGOTTEN,
+    NEWER_ITEMS_BUTTON,
+    NO_MESSAGES_KEPT,
+    OLDER_ITEMS_BUTTON,
+    REMEMBERED_ITEM,
+)
 from memory.items import EXTRACTION_INSTRUCTIONS
 from tests.e2e.conftest import AppFactory
 from tests.support.activities import emulator_message
@@ -191,3 +199,23 @@ async def test_commands_read_as_people_mean_them_and_answer_within_teams_limits(
     )
     assert status in (200, 201)
     assert "Sorry" not in connector.texts()[-1]
+
+
+async def test_the_memory_card_pages_older_and_back_to_newer(
+    make_app: AppFactory, connector: FakeConnector
+) -> None:
+    bot = await make_app(RATE_LIMIT_PER_MINUTE="0")
+    for n in range(ITEMS_PER_PAGE + 2):
+        await say(bot, connector, f"remember note number {n}")
+
+    def buttons(message: dict[str, Any]) -> dict[str, Any]:
+        card = message["attachments"][0]["content"]
+        return {action["title"]: action["data"] for action in card.get("actions", [])}
+
+    first = buttons(await say(bot, connector, "memory"))
+    assert list(first) == [OLDER_ITEMS_BUTTON]
+    await press(bot, connector, first[OLDER_ITEMS_BUTTON])
+    second = buttons(connector.messages()[-1])
+    assert list(second) == [NEWER_ITEMS_BUTTON]  # the last page: only back
+    await press(bot, connector, second[NEWER_ITEMS_BUTTON])
+    assert buttons(connector.messages()[-1]) == first
