@@ -61,6 +61,7 @@ _DICTATED = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 _SPACES = re.compile(r"\s+")
+_SENTENCE_END = re.compile(r"(?<=[.!])\s+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")  # not the line breaks and tabs
 
 
@@ -103,8 +104,9 @@ def dictated(text: str) -> str | None:
         return None
     said = _tidy(match.group("text")).rstrip(" .!")
     # "remember that" alone, or nothing but marks, is no thing to keep: ask what to keep; and
-    # "…, remember that guy from college?" asks something.
-    if said.casefold() == "that" or not any(c.isalnum() for c in said) or said.endswith("?"):
+    # "Remember that class I told you about? I made a bowl" asks something.
+    first_sentence = _SENTENCE_END.split(said, maxsplit=1)[0]
+    if said.casefold() == "that" or not any(c.isalnum() for c in said) or "?" in first_sentence:
         return None
     return said
 

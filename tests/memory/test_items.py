@@ -69,6 +69,11 @@ def memory_on(store: MemoryStore, extractor: Extractor | None) -> ConversationMe
         ("Thanks! Remember that the demo is on Friday", "the demo is on Friday"),
         ("Oh, I remember that day well", None),  # remembering, not dictating
         ("He said, remember that guy from college?", None),  # a question
+        ("Mei: Remember that class I told you about? I made a bowl", None),
+        (
+            "Sam: remember that the train leaves at 9. Don't be late!",
+            "the train leaves at 9. Don't be late",
+        ),
         ("Do you remember? Remember: the code is 42", "the code is 42"),
         ("Fine.\nremember that", None),
     ],
