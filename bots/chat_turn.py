@@ -107,10 +107,14 @@ class ChatTurn:
             # The person never saw the reply: keep their message, not an answer they did not get.
             if isinstance(error, _DELIVERY_FAILURES):  # the connector's (or serviceUrl's) doing
                 status = getattr(getattr(error, "response", None), "status_code", None)
+                # The connector's error code (as ContentStreamNotAllowed): the bot's own mistakes
+                # show there too. Never its message, which may quote what was sent.
+                code = getattr(getattr(getattr(error, "error", None), "error", None), "code", None)
                 log.warning(
-                    "sending the reply failed: %s%s",
+                    "sending the reply failed: %s%s%s",
                     type(error).__name__,
                     f" (HTTP {status})" if isinstance(status, int) else "",
+                    f" {code[:64]!r}" if isinstance(code, str) else "",
                 )
             else:
                 log.error("sending the reply failed: %s", type(error).__name__, exc_info=True)

@@ -70,7 +70,7 @@ def command_in(text: str) -> tuple[Command, str] | None:
 
 # What follows "forget" when a person means "never mind", not "forget what mentions these words".
 _NEVER_MIND = re.compile(
-    r"^(?:about\s+)?(?:it|that|this)\b[\s,.!]*(?:never\s*mind|please)?[\s,.!]*$", re.IGNORECASE
+    r"^(?:about\s+)?(?:it|that|this)\b[\s,.!]*never\s*mind[\s,.!]*$", re.IGNORECASE
 )
 
 
@@ -158,7 +158,7 @@ class Commands:
         await turn_context.send_activity(ITEM_FORGOTTEN.format(text=item.text))
 
     async def _remember(self, key: str, words: str) -> str:
-        said = dictated(f"remember {words}")  # "remember that X" keeps X
+        said = dictated(f"remember {words}", command=True)  # "remember that X" keeps X
         if said is None:
             return REMEMBER_WHAT
         item = await self.memory.remember_item(key, said)

@@ -48,8 +48,16 @@ def messages_handler(adapter: CloudAdapter, bot: Bot, *, tokens_required: bool) 
             return _problem(400, "The body is not valid JSON.")
         except LookupError:  # a charset Python does not know
             return _problem(415, "Send the activity as UTF-8 JSON (an unknown charset was named).")
-        except (HttpProcessingError, RequestPayloadError):  # not in its Content-Encoding
-            return _problem(400, "The body could not be decoded as its Content-Encoding says.")
+        except (HttpProcessingError, RequestPayloadError):  # its encoding, length or framing
+            # The rest of the body is not read (aiohttp would log the same error again), and the
+            # connection is not used again.
+            request.content.feed_eof()
+            refused = _problem(400, "The body could not be read as its headers describe it.")
+            refused.force_close()
+            return refused
+        except ConnectionResetError:  # the caller went away mid-body: nobody to answer
+            log.debug("a request's body was cut off")
+            return web.Response(status=400)
         if not isinstance(body, dict):
             return _problem(400, "The body must be a JSON object (a Bot Framework activity).")
 

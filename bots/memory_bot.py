@@ -168,8 +168,14 @@ class MemoryBot(TeamsActivityHandler):  # type: ignore[misc]
             return
         text = message_text(activity)
         if not text:
-            # In a group, a bare @mention is someone calling the bot, not an unreadable attachment.
-            await turn_context.send_activity(JUST_MENTIONED if group else NOT_TEXT)
+            # In a group, a bare @mention is someone calling the bot; Teams sends a message's
+            # own text as text/html too, any other attachment is something it cannot read.
+            unreadable = any(
+                (a.content_type or "") != "text/html" for a in activity.attachments or []
+            )
+            await turn_context.send_activity(
+                JUST_MENTIONED if group and not unreadable else NOT_TEXT
+            )
             return
         if len(text) > MAX_MESSAGE_CHARS:  # commands too: none is read past this
             await turn_context.send_activity(
@@ -262,8 +268,9 @@ class MemoryBot(TeamsActivityHandler):  # type: ignore[misc]
         if who is None:
             return
         key, sender = who
-        if not self.rate_limiter.allow(sender):  # as messages are: a flood posts nothing
-            log.info("a file consent over the rate limit was not handled")
+        if not self.rate_limiter.allow(sender):  # as messages are: a flood posts one notice
+            if self.rate_limiter.first_refusal(sender):
+                await turn_context.send_activity(self._rate_limited)
             return
         delivery = delivery_id_for(activity)
         try:

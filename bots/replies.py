@@ -271,7 +271,7 @@ def forget_confirmation(question: str, question_id: str, listing: Sequence[str] 
     text = "\n".join([question, *listing, REPLY_YES_TO_CONFIRM])
     return Activity(
         type=ActivityTypes.message,
-        summary=text if listing else f"{question} {REPLY_YES_TO_CONFIRM}",
+        summary=_plain_text(text if listing else f"{question} {REPLY_YES_TO_CONFIRM}"),
         attachments=[CardFactory.adaptive_card(card)],
     )
 
@@ -385,12 +385,17 @@ def _items_card(
     ]
     if actions:
         card["actions"] = actions
-    text = "\n".join(
-        [f"**{title}**", *(f"- {line.text} ({line.detail})" for line in lines), "", also_kept]
-    )
+    text = "\n".join([title, *(f"- {line.text} ({line.detail})" for line in lines), "", also_kept])
     return Activity(
-        type=ActivityTypes.message, summary=text, attachments=[CardFactory.adaptive_card(card)]
+        type=ActivityTypes.message,
+        summary=_plain_text(text),
+        attachments=[CardFactory.adaptive_card(card)],
     )
+
+
+def _plain_text(markdown: str) -> str:
+    """A summary as plain text (notifications and previews show it as written): no bold marks."""
+    return markdown.replace("**", "")
 
 
 def payload_bytes(activity: Activity) -> int:

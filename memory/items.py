@@ -55,23 +55,28 @@ EXTRACTION_INSTRUCTIONS = (
 
 # "remember that …" at the start of the message or of a sentence or clause in its first line
 # ("By the way, please remember that …"), never after other words ("I remember that day").
+# (One whitespace run at each place: two side by side made long runs of spaces take seconds.)
 _DICTATED = re.compile(
-    r"^(?:[^\n]*?[,.;:!?]\s+)?\s*(?:please\s+)?(?:can you\s+|could you\s+)?"
+    r"^(?:[^\n]*?[,.;:!?]\s+|\s*)(?:please\s+)?(?P<polite>can you\s+|could you\s+)?"
     r"remember(?:\s+that)?\s*[:,-]?\s+(?P<text>.+)$",
     re.IGNORECASE | re.DOTALL,
 )
 _SPACES = re.compile(r"\s+")
-_SENTENCE_END = re.compile(r"(?<=[.!])\s+")
+_FIRST_SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")  # not the line breaks and tabs
 
 
-# What a dictated item is, from its words (the model says so itself for what it extracts).
+# What a dictated item is, from its words (the model says so itself for what it extracts):
+# someone saying they decided or prefer something, not the everyday words alone ("looks like").
+_SOMEONE = r"\b(?:i|we|they|he|she|you)(?:'ve|'re|'d| have| are| had| would)?\s+"
 _DECISION = re.compile(
-    r"\b(?:decided|decide|decision|agreed|chose|chosen|settled on|going with|go with)\b",
+    _SOMEONE + r"(?:(?:just|finally|now|all)\s+)?(?:decided|agreed|chose|settled on|going with)\b",
     re.IGNORECASE,
 )
 _PREFERENCE = re.compile(
-    r"\b(?:prefers?|preferred|preference|likes?|loves?|hates?|dislikes?|favou?rite|rather)\b",
+    _SOMEONE + r"(?:(?:really|much|always|usually|do|don't|do not)\s+)?"
+    r"(?:prefers?|likes?|loves?|hates?|dislikes?|enjoys?|rather)\b|\b(?:my|our|their|his|her)"
+    r"\s+favou?rite\b",
     re.IGNORECASE,
 )
 
@@ -97,18 +102,22 @@ class NewItem:
     """When its newest source was said (the item's date); None: when it is added."""
 
 
-def dictated(text: str) -> str | None:
-    """What "remember that …" asks to keep, if `text` asks that."""
+def dictated(text: str, *, command: bool = False) -> str | None:
+    """What "remember that …" asks to keep, if `text` asks that (`command`: the `remember`
+    command, which is never a question)."""
     match = _DICTATED.match(text)
     if match is None:
         return None
     said = _tidy(match.group("text")).rstrip(" .!")
-    # "remember that" alone, or nothing but marks, is no thing to keep: ask what to keep; and
-    # "Remember that class I told you about? I made a bowl" asks something.
-    first_sentence = _SENTENCE_END.split(said, maxsplit=1)[0]
-    if said.casefold() == "that" or not any(c.isalnum() for c in said) or "?" in first_sentence:
+    # "remember that" alone, or nothing but marks, is no thing to keep: ask what to keep.
+    if said.casefold() == "that" or not any(c.isalnum() for c in said):
         return None
-    return said
+    # "Remember that class I told you about? I made a bowl" asks something; "Can you remember
+    # that my son is Sam?" asks to keep it; a "?" inside a word (a URL) ends no sentence.
+    end = _FIRST_SENTENCE_END.search(said)
+    if not command and match.group("polite") is None and end is not None and end[0] == "?":
+        return None
+    return said.rstrip("?") if match.group("polite") else said
 
 
 def with_items(

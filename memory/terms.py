@@ -87,9 +87,12 @@ def _content_words(text: str) -> Iterator[str]:
             yield word
 
 
-@lru_cache(maxsize=65_536)
 def _is_content(word: str) -> bool:
-    """Whether a word as written is one a reader would look for (people reuse their words: each
-    is judged once)."""
-    plain = word.lower().replace("’", "'").removesuffix("'s")
-    return 1 < len(word) <= _LONGEST_WORD and plain not in STOPWORDS
+    """Whether a word as written is one a reader would look for."""
+    return 1 < len(word) <= _LONGEST_WORD and not _is_stop_word(word)
+
+
+@lru_cache(maxsize=65_536)
+def _is_stop_word(word: str) -> bool:
+    """Judged once a word (people reuse their words); only words of a bounded length come."""
+    return word.lower().replace("’", "'").removesuffix("'s") in STOPWORDS

@@ -272,7 +272,7 @@ async def test_memory_describes_what_is_kept(
 ) -> None:
     expected = description
     if record is not None:  # the card's text: its title, no kept things yet, then the rest
-        expected = f"**What I remember about you**\n\n{NO_ITEMS}\n\n{description}"
+        expected = f"What I remember about you\n\n{NO_ITEMS}\n\n{description}"  # plain text
     assert await say(bot_with(StandInMemory(record=record)), "memory") == [expected]
 
 
@@ -280,7 +280,7 @@ async def test_forget_asks_first_and_a_no_keeps_everything() -> None:
     memory = StandInMemory()
     texts = await say(bot_with(memory), "forget", card_answer("memorybot.forget.cancel"))
     assert texts == [
-        f"{PERSONAL_CHAT.forget_question} (Reply **yes** to confirm.)",
+        f"{PERSONAL_CHAT.forget_question} (Reply yes to confirm.)",  # a summary: plain text
         FORGET_CANCELLED,
     ]
     assert memory.forgotten == []
@@ -520,8 +520,8 @@ async def test_a_message_answered_before_its_handling_failed_is_not_answered_aga
         ("/Forget  the   dog", (Command.FORGET, "the dog")),
         ("forget", (Command.FORGET, "")),
         ("Forget it, never mind", None),  # said, not asked: chat
-        ("forget it", None),
-        ("forget about that!", None),
+        ("forget about that, nevermind!", None),
+        ("forget that please", (Command.FORGET, "that please")),  # asked: answered truthfully
         ("forget it Pepper", (Command.FORGET, "it Pepper")),
         ("forget when we met?", None),
         ("help me with this", None),

@@ -1,7 +1,9 @@
 """Bad input gets a 4xx or a polite reply and changes nothing stored; a failing model gets the
 person one clear sentence, keeps their message, and the next turn works."""
 
+import asyncio
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -126,7 +128,7 @@ async def test_wrong_field_types_and_content_type_are_refused(
 
 
 async def test_bodies_that_cannot_be_decoded_or_replied_to_get_a_4xx(
-    bot: AppServer, connector: FakeConnector
+    bot: AppServer, connector: FakeConnector, caplog: pytest.LogCaptureFixture
 ) -> None:
     activity = emulator_message("hi", service_url=connector.url)
     raw = json.dumps(activity).encode()
@@ -139,7 +141,17 @@ async def test_bodies_that_cannot_be_decoded_or_replied_to_get_a_4xx(
         raw=raw,
         headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},  # it is not
     )
-    assert (got, "Content-Encoding" in answer["error"]) == (400, True)
+    assert (got, "headers describe" in answer["error"]) == (400, True)
+    # A body cut off mid-way by a caller that goes away: nobody to answer, nothing logged loud.
+    _, writer = await asyncio.open_connection("127.0.0.1", bot.port)
+    writer.write(
+        b"POST /api/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 1000\r\n\r\n" + raw[:10]
+    )
+    await writer.drain()
+    writer.close()
+    await asyncio.sleep(0.2)
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
     nul = {**activity, "conversation": {"id": "a\u0000b"}}
     got, answer = await bot.post(nul)
     assert (got, "conversation.id" in answer["error"]) == (400, True)

@@ -12,7 +12,7 @@ import pytest
 from botbuilder.schema import Activity
 
 from bots.identity import memory_key_for
-from bots.wording import JUST_MENTIONED, model_failed
+from bots.wording import JUST_MENTIONED, NOT_TEXT, model_failed
 from memory.conversation import STOPPED_MARK
 from model_client import ModelBadAnswer
 from tests.conftest import conversation_memory
@@ -521,4 +521,7 @@ async def test_a_bare_mention_in_a_group_gets_a_nudge_not_a_complaint(
     status, _ = await bot.post(mention)
     assert status in (200, 201)
     assert connector.texts()[-1] == JUST_MENTIONED
+    picture = {"contentType": "image/png", "contentUrl": "https://example.com/p.png"}
+    await bot.post({**mention, "id": "with-a-picture", "attachments": [picture]})  # no text
+    assert connector.texts()[-1] == NOT_TEXT
     assert model_server.chat_requests() == []

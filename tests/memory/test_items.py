@@ -76,10 +76,21 @@ def memory_on(store: MemoryStore, extractor: Extractor | None) -> ConversationMe
         ),
         ("Do you remember? Remember: the code is 42", "the code is 42"),
         ("Fine.\nremember that", None),
+        ("Can you remember that my son is Sam?", "my son is Sam"),  # asked politely, kept
+        (
+            "remember https://example.com/search?q=budget is the dashboard",
+            "https://example.com/search?q=budget is the dashboard",
+        ),
     ],
 )
 def test_what_a_person_dictates_is_kept_as_said(said: str, kept: str | None) -> None:
     assert dictated(said) == kept
+
+
+def test_the_remember_command_is_never_read_as_a_question() -> None:
+    said = "remember FAQ: why is the build red? flaky tests"
+    assert dictated(said) is None  # in chat: it asks something
+    assert dictated(said, command=True) == "FAQ: why is the build red? flaky tests"
 
 
 @pytest.mark.parametrize(
@@ -91,6 +102,11 @@ def test_what_a_person_dictates_is_kept_as_said(said: str, kept: str | None) -> 
         ("We're going with the blue logo", "decision"),
         ("my manager is Priya Shah", "fact"),
         ("the freeze starts on 12 December", "fact"),
+        ("I'd rather take the train", "preference"),
+        ("the venue looks like a barn", "fact"),  # everyday words, said of no one
+        ("it is rather far", "fact"),
+        ("Sam will go with us to Paris", "fact"),
+        ("the decision meeting is on Monday", "fact"),
     ],
 )
 async def test_a_dictated_thing_is_kept_as_the_kind_its_words_say(
