@@ -23,6 +23,7 @@ from botbuilder.core import CardFactory, TurnContext
 from botbuilder.schema import Activity, ActivityTypes, Entity
 
 from bots.wording import (
+    CUT_OFF,
     FORGET_BUTTON,
     FORGET_ITEM_BUTTON,
     INFORMATIVE_TEXT,
@@ -125,7 +126,7 @@ async def send_streamed(
     stream_id: str | None = None
     sequence = 1
     text = shown = ""
-    streaming = stopped = False
+    streaming = stopped = cut_off = False
     try:
         first = await turn_context.send_activity(_stream_update(INFORMATIVE_TEXT, None, 1, True))
         stream_id = first.id if first else None
@@ -154,6 +155,7 @@ async def send_streamed(
         if not text:
             raise StreamedAnswerFailed(error, stream_id) from error
         log.info("the model stopped mid-answer (%s); what it said is sent", type(error).__name__)
+        cut_off = True
     finally:
         await pieces.aclose()  # after Stop, at once: no more tokens generated, none billed
         if stopped:
@@ -163,6 +165,8 @@ async def send_streamed(
             await turn_context.send_activity(answer_activity(first, stream_id, cite(first)))
             for part in rest:
                 await turn_context.send_activity(answer_activity(part, citations=cite(part)))
+            if cut_off:  # the bot's own sentence, after the answer: it is not the model's
+                await turn_context.send_activity(Activity(type=ActivityTypes.message, text=CUT_OFF))
     return StreamedAnswer(shown, stopped=True) if stopped else StreamedAnswer(text)
 
 

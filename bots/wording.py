@@ -207,6 +207,10 @@ EXPORT_FILE_TOO_LARGE = (
 INFORMATIVE_TEXT = "Looking through what I remember…"
 
 NOT_TEXT = "I can only read text messages for now. Please type your message."
+CUT_OFF = (
+    "The AI service stopped before finishing that answer, so it ends where it broke off. Your "
+    "message was kept: ask again to get the rest."
+)
 JUST_MENTIONED = "Yes? Ask me something after the mention, or type **help** to see what I can do."
 TOO_LONG = (
     "That message is too long for me ({length:,} characters; the limit is {limit:,}). "

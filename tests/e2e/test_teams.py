@@ -12,7 +12,7 @@ import pytest
 from botbuilder.schema import Activity
 
 from bots.identity import memory_key_for
-from bots.wording import JUST_MENTIONED, NOT_TEXT, model_failed
+from bots.wording import CUT_OFF, JUST_MENTIONED, NOT_TEXT, model_failed
 from memory.conversation import STOPPED_MARK
 from model_client import ModelBadAnswer
 from tests.conftest import conversation_memory
@@ -29,7 +29,7 @@ from tests.support.activities import (
 )
 from tests.support.app_server import AppServer
 from tests.support.fake_connector import FakeConnector
-from tests.support.fake_openai import FakeOpenAI
+from tests.support.fake_openai import ContentFilterFinish, FakeOpenAI
 
 pytestmark = pytest.mark.integration
 
@@ -89,6 +89,21 @@ async def test_personal_chat_streams_the_answer_then_sends_it_whole(
     assert label["additionalType"] == ["AIGeneratedContent"]
     assert final["channelData"]["feedbackLoopEnabled"] is True
     assert await stored(bot) == ["tell me a story", final["text"]]
+
+
+async def test_an_answer_the_model_breaks_off_says_so_after_what_it_wrote(
+    bot: AppServer, connector: FakeConnector, model_server: FakeOpenAI
+) -> None:
+    model_server.script(ContentFilterFinish(partial="Your bike is called"))  # then it stops
+    await bot.post(teams_message("what is my bike called?", service_url=connector.url))
+    answer, note = connector.messages()[-2:]
+    assert answer["text"] == "Your bike is called"  # the stream's final text: what was shown
+    info = entity(answer, "streaminfo")
+    assert info is not None
+    assert info["streamType"] == "final"
+    assert note["text"] == CUT_OFF  # the bot's own sentence, not labelled as the model's
+    assert entity(note, AI_LABEL_TYPE) is None
+    assert await stored(bot) == ["what is my bike called?", "Your bike is called"]
 
 
 @pytest.mark.parametrize("where", ["personal", "groupChat"])
