@@ -164,8 +164,9 @@ REPLY_YES_TO_CONFIRM = "(Reply **yes** to confirm.)"
 FORGET_BUTTON = "Yes, forget"
 KEEP_BUTTON = "No, keep it"
 FORGET_BUTTON_EXPIRED = (
-    "That button no longer works: it has expired, or it answered someone else's question. "
-    "Nothing was forgotten. Type **forget** to start again."
+    "That button no longer works: it has expired (something was said since, or it is old), or "
+    "it answered someone else's question. Nothing was forgotten. Ask me to **forget** again to "
+    "start over."
 )
 FORGET_CANCELLED = "OK, I'll keep what I remember."
 
@@ -211,7 +212,7 @@ CUT_OFF = (
     "The AI service stopped before finishing that answer, so it ends where it broke off. Your "
     "message was kept: ask again to get the rest."
 )
-JUST_MENTIONED = "Yes? Ask me something after the mention, or type **help** to see what I can do."
+JUST_MENTIONED = "Yes? @mention me with your question, or with **help** to see what I can do."
 TOO_LONG = (
     "That message is too long for me ({length:,} characters; the limit is {limit:,}). "
     "Please shorten it or split it up."
@@ -220,7 +221,7 @@ UNKNOWN_SENDER = "I can't tell who sent this message, so I can't keep a memory f
 TENANT_REFUSED = "Sorry, MemoryBot isn't available to your organisation."
 RATE_LIMITED = (
     "You're sending messages faster than I can take them (the limit is {limit} a minute). "
-    "Please wait a moment: until then I don't read or keep what you send."
+    "Please wait up to a minute: until then I don't read or keep what you send."
 )
 
 # The memory store failed; one sentence for each thing the bot was doing.
