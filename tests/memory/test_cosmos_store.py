@@ -609,20 +609,26 @@ def test_full_text_search_is_used_where_the_container_has_its_policy_and_index(
     assert has_full_text(properties) is offered
 
 
-async def full_text_store(cosmos: CosmosServer, database_name: str) -> CosmosStore:
-    """A store on a container made as the deployment makes it, with full-text search."""
+async def store_on_a_container(
+    cosmos: CosmosServer, database_name: str, **policies: Any
+) -> CosmosStore:
+    """A store on a container made as the deployment makes it, with `policies` (its indexing
+    policy and the full-text or vector policy a search needs)."""
     async with cosmos_client(cosmos) as client:
         database = await client.create_database(database_name)
-        await database.create_container(
-            "memory",
-            PartitionKey("/pk"),
-            default_ttl=60,
-            indexing_policy=INDEXED_FOR_FULL_TEXT,
-            full_text_policy=FULL_TEXT_POLICY,
-        )
+        await database.create_container("memory", PartitionKey("/pk"), default_ttl=60, **policies)
     store = cosmos_store_on(cosmos, database_name, retry=QUICK)
     await store.open()
     return store
+
+
+async def full_text_store(cosmos: CosmosServer, database_name: str) -> CosmosStore:
+    return await store_on_a_container(
+        cosmos,
+        database_name,
+        indexing_policy=INDEXED_FOR_FULL_TEXT,
+        full_text_policy=FULL_TEXT_POLICY,
+    )
 
 
 async def test_a_search_cut_at_its_bound_asks_full_text_for_older_matches_and_rests_if_refused(
@@ -813,17 +819,14 @@ async def test_on_a_vector_search_container_embeddings_are_numbers_and_a_refusal
     """The test server keeps a container's vector policy but cannot run VectorDistance: it
     refuses the query with 400. The store then compares the newest embeddings itself, those
     kept as numbers and those kept as base64 alike, and does not ask again."""
+    store = await store_on_a_container(
+        cosmos,
+        cosmos_database,
+        indexing_policy=INDEXED_FOR_VECTORS,
+        vector_embedding_policy=VECTOR_POLICY,
+    )
     async with cosmos_client(cosmos) as client:
-        database = await client.create_database(cosmos_database)
-        container = await database.create_container(
-            "memory",
-            PartitionKey("/pk"),
-            default_ttl=60,
-            indexing_policy=INDEXED_FOR_VECTORS,
-            vector_embedding_policy=VECTOR_POLICY,
-        )
-        store = cosmos_store_on(cosmos, cosmos_database, retry=QUICK)
-        await store.open()
+        container = client.get_database_client(cosmos_database).get_container_client("memory")
         try:
             assert store.describe().endswith(", vector search (3 dimensions))")
             messages = [Message("user", text) for text in ("cats", "dogs", "tax forms")]
