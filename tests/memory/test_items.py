@@ -15,6 +15,7 @@ from memory.items import (
     MAX_CURRENT_ITEMS,
     NewItem,
     dictated,
+    kind_of,
     read_extraction,
     with_items,
 )
@@ -91,6 +92,75 @@ def test_the_remember_command_is_never_read_as_a_question() -> None:
     said = "remember FAQ: why is the build red? flaky tests"
     assert dictated(said) is None  # in chat: it asks something
     assert dictated(said, command=True) == "FAQ: why is the build red? flaky tests"
+
+
+@pytest.mark.parametrize(
+    ("said", "kept", "kind"),
+    [
+        ("I prefer tea over coffee, remember that", "I prefer tea over coffee", "preference"),
+        ("My son is called Sam - please remember that!", "My son is called Sam", "fact"),
+        (
+            "We moved the launch to March 3. Remember that.",
+            "We moved the launch to March 3",
+            "fact",
+        ),
+        (
+            "We decided to use Postgres, can you remember that?",
+            "We decided to use Postgres",
+            "decision",
+        ),
+        ("I'm vegetarian; could you please remember this?", "I'm vegetarian", "fact"),
+        ("My badge number is 4471, remember this", "My badge number is 4471", "fact"),
+        ("I prefer tea over coffee (remember that)", "I prefer tea over coffee", "preference"),
+        (
+            "The freeze starts on 12 December — remember that",
+            "The freeze starts on 12 December",
+            "fact",
+        ),
+        ("Thanks! My manager is Priya.\n\nRemember that!!", "Thanks! My manager is Priya", "fact"),
+        ("Is it Friday? No, it's Monday. Remember that", "Is it Friday? No, it's Monday", "fact"),
+        (
+            "Maya starts school in Lyon, remember that" + " " * 16000,
+            "Maya starts school in Lyon",
+            "fact",
+        ),
+    ],
+)
+def test_what_a_person_asks_to_keep_after_saying_it_is_kept(
+    said: str, kept: str, kind: str
+) -> None:
+    assert dictated(said) == kept
+    assert kind_of(kept) == kind
+
+
+@pytest.mark.parametrize(
+    "said",
+    [
+        "I remember that day",
+        "Do you remember that?",
+        "Do you still remember that?",
+        "Don't you remember that?",
+        "I can't remember that",
+        "I don't remember that",
+        "you'd remember that",
+        "we'll always remember that",
+        "Hard to remember that",
+        "Sure, I remember that.",
+        "Remember that?",
+        "remember that",
+        "Remember this!",
+        "remember that, and then we went home",
+        "We went to the lake, remember that, and then we went home",
+        "We met in Paris last May, remember that?",  # asks whether they recall it
+        "Is the launch on March 3? Remember that.",  # a question is no thing to keep
+        "Fine.\nremember that",
+        "By the way, remember that",  # points at something said before
+        "OK Sam, remember that",
+        "I prefer tea, remember that 🙏",  # only closing marks may follow
+    ],
+)
+def test_remembering_or_asking_whether_one_remembers_is_not_dictating(said: str) -> None:
+    assert dictated(said) is None
 
 
 @pytest.mark.parametrize(
@@ -240,6 +310,18 @@ async def test_without_a_model_only_what_the_person_dictates_is_kept(
     assert maya.text == "my daughter's name is Maya"
     assert maya.sources == (record.messages[0].id,)
     assert record.unextracted == 0
+
+
+async def test_a_chat_turn_that_ends_asking_to_remember_keeps_what_came_before(
+    store_factory: StoreFactory,
+) -> None:
+    memory = memory_on(await store_factory(), None)
+    await memory.remember("k", "I prefer tea over coffee, remember that!", "I will.", at=MAY_3)
+    await memory.remember("k", "Do you remember that?", "Which part?", at=MAY_3)
+    record = await memory.recall("k")
+    [tea] = record.current_items
+    assert (tea.text, tea.kind) == ("I prefer tea over coffee", "preference")
+    assert tea.sources == (record.messages[0].id,)
 
 
 async def test_items_reach_the_prompt_the_most_relevant_first(
