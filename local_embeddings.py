@@ -59,6 +59,7 @@ MAX_TOKENS = 512
 WORD_CACHE = 16_384
 MAX_WORDS = 64  # of one text, for `words`
 TEXT_CACHE = 8192  # texts whose words' rows are kept, for `words`
+TEXT_CHARS = 2000  # of those at most this long (a longer one is read again each time)
 
 Table = npt.NDArray[np.float16]
 Vectors = npt.NDArray[np.float32]
@@ -131,7 +132,7 @@ class LocalEmbeddings:
         short texts take well under a millisecond once their words have been seen."""
         model = self._loaded()
         with self._lock:
-            return self._words.words(model, [content_words(text, MAX_WORDS) for text in texts])
+            return self._words.words(model, texts)
 
     def _loaded(self) -> _Model:
         model = self._model
@@ -144,30 +145,33 @@ class LocalEmbeddings:
 
 
 class _WordCache:
-    """Unit vectors of the words seen lately, one row each, and each text's rows; guarded by
-    the caller's lock. When a call's new words do not fit, it starts over."""
+    """Unit vectors of the words seen lately, one row each, and each text's rows (by the text
+    itself, so that a text seen before costs one look-up); guarded by the caller's lock. When a
+    call's new words do not fit, it starts over."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, texts: int | None = None) -> None:
         self.capacity = capacity
+        self.texts = TEXT_CACHE if texts is None else texts
         self._vectors = np.zeros((0, 0), dtype=np.float32)
         self._id_of_row = np.zeros(capacity, dtype=np.int64)
         self._rows: dict[str, int] = {}
         self._ids: dict[str, int] = {}  # by the word in lower case
-        self._texts: dict[tuple[str, ...], Indexes] = {}  # a text's words -> their rows
+        self._texts: dict[str, Indexes] = {}  # a text -> its content words' rows
 
-    def words(self, model: _Model, texts: Sequence[tuple[str, ...]]) -> Words:
+    def words(self, model: _Model, texts: Sequence[str]) -> Words:
         if self._vectors.shape != (self.capacity, model.table.shape[1]):
             self._vectors = np.zeros((self.capacity, model.table.shape[1]), dtype=np.float32)
         known, seen = self._texts, self._rows
+        new = {text: content_words(text, MAX_WORDS) for text in texts if text not in known}
         missing = list(
-            dict.fromkeys(
-                word for words in texts if words not in known for word in words if word not in seen
-            )
+            dict.fromkeys(word for words in new.values() for word in words if word not in seen)
         )
-        if len(seen) + len(missing) > self.capacity or len(known) > TEXT_CACHE:
-            missing = list(dict.fromkeys(word for words in texts for word in words))
-            if len(missing) > self.capacity:  # more than it holds: this call's words alone
-                return _WordCache(len(missing)).words(model, texts)
+        if len(seen) + len(missing) > self.capacity or len(known) + len(new) > self.texts:
+            new = {text: content_words(text, MAX_WORDS) for text in texts}
+            missing = list(dict.fromkeys(word for words in new.values() for word in words))
+            if len(missing) > self.capacity or len(new) > self.texts:
+                # More than it holds: this call's words alone.
+                return _WordCache(max(len(missing), 1), len(new)).words(model, texts)
             self._rows.clear()
             self._ids.clear()
             self._texts.clear()
@@ -177,22 +181,21 @@ class _WordCache:
             for row, word in enumerate(missing, start):
                 self._rows[word] = row
                 self._id_of_row[row] = self._ids.setdefault(word.lower(), len(self._ids))
-        per_text = [self._rows_of(words) for words in texts]
+        rows_of = self._rows
+        fresh = {
+            text: np.array([rows_of[word] for word in words], dtype=np.int64)
+            for text, words in new.items()
+        }
+        known.update((text, rows) for text, rows in fresh.items() if len(text) <= TEXT_CHARS)
+        per_text = [fresh[text] if text in fresh else known[text] for text in texts]
         every = np.concatenate(per_text) if per_text else np.zeros(0, dtype=np.int64)
         distinct, rows = np.unique(every, return_inverse=True)
         return Words(
             vectors=self._vectors[distinct],
             ids=self._id_of_row[distinct],
             rows=rows.reshape(-1),
-            counts=np.array([len(words) for words in texts], dtype=np.int64),
+            counts=np.array([len(rows) for rows in per_text], dtype=np.int64),
         )
-
-    def _rows_of(self, words: tuple[str, ...]) -> Indexes:
-        rows = self._texts.get(words)
-        if rows is None:
-            rows = np.array([self._rows[word] for word in words], dtype=np.int64)
-            self._texts[words] = rows
-        return rows
 
 
 def _unit_vectors(model: _Model, words: Sequence[str]) -> Vectors:

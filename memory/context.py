@@ -299,8 +299,13 @@ def _quoted(text: str) -> str:
     format characters dropped), a memory tag in any form is named instead, and any other angle
     bracket becomes a guillemet, so that no tag can be written at all."""
     plain = text if text.isascii() else _plain(text)
-    defused = _MEMORY_TAG.sub("[memory tag]", _LINE_BREAKS.sub(" ⏎ ", plain))
-    return defused.translate(_ANGLES)
+    # Each step only where it can change something (most texts need none): this runs for
+    # every line a prompt's recall block weighs, a hundred or more a turn.
+    if not plain.isprintable():  # every line break is unprintable
+        plain = _LINE_BREAKS.sub(" ⏎ ", plain)
+    if "<" in plain:
+        plain = _MEMORY_TAG.sub("[memory tag]", plain)
+    return plain.replace("<", "‹").replace(">", "›")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -308,9 +313,6 @@ def _plain(text: str) -> str:
     """`text` NFKC-normalised, without format characters (remembered texts recur from turn to
     turn: each is read once)."""
     return _FORMAT_CHARACTERS.sub("", unicodedata.normalize("NFKC", text))
-
-
-_ANGLES = str.maketrans({"<": "‹", ">": "›"})
 
 
 def _spoken(role: str, content: str, author: str) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -216,21 +217,20 @@ def rank_candidates(candidates: Sequence[S], terms: Sequence[str]) -> list[S]:
     count = len(candidates)
     if not count:
         return []
-    holders: dict[str, int] = {}
-    total_length = 0
-    for candidate in candidates:
-        total_length += candidate.length
-        for term in candidate.matched:
-            holders[term] = holders.get(term, 0) + 1
+    # Candidates share a few sets of matched terms (there are at most MAX_QUERY_TERMS terms):
+    # each set is counted and weighed once.
+    sets = Counter(c.matched for c in candidates)
+    holders: Counter[str] = Counter()
+    for matched, times in sets.items():
+        for term in matched:
+            holders[term] += times
     idf = {t: math.log(1 + (count - held + 0.5) / (held + 0.5)) for t, held in holders.items()}
+    weight = {matched: sum(idf[t] for t in matched) * (BM25_K1 + 1) for matched in sets}
     # BM25's saturation for a term found once: (k1 + 1) / (1 + k1 * (1 - b + b * length / avg)).
-    average = total_length / count or 1.0
+    average = sum(c.length for c in candidates) / count or 1.0
     constant = 1 + BM25_K1 * (1 - BM25_B)
     per_length = BM25_K1 * BM25_B / average
-    scored = [
-        (sum(idf[t] for t in c.matched) * (BM25_K1 + 1) / (constant + per_length * c.length), c)
-        for c in candidates
-    ]
+    scored = [(weight[c.matched] / (constant + per_length * c.length), c) for c in candidates]
     scored.sort(key=lambda pair: (pair[0], pair[1].order), reverse=True)
     return [candidate for _, candidate in scored]
 

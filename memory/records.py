@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, TypedDict
 
 Role = Literal["user", "assistant"]
+ROLES: tuple[Role, ...] = ("user", "assistant")
 RECORD_SCHEMA_VERSION = 1
 
 
@@ -60,7 +61,7 @@ class Message:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Message:
         role = data["role"]
-        if role not in ("user", "assistant"):
+        if role not in ROLES:
             raise ValueError(f"unknown role {role!r}")
         return cls(
             role=role,

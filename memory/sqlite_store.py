@@ -39,7 +39,15 @@ from typing import Any, TypeVar
 import numpy as np
 
 from memory.errors import StoreError, StoreUnavailable
-from memory.records import Around, Candidate, ConversationRecord, Embeddings, Match, Message
+from memory.records import (
+    ROLES,
+    Around,
+    Candidate,
+    ConversationRecord,
+    Embeddings,
+    Match,
+    Message,
+)
 from memory.store import (
     Mutation,
     Ranking,
@@ -125,7 +133,7 @@ _PRIVATE_DIRECTORY = 0o700
 class SQLiteStore(StoreBase):
     DECODED_RECORDS = 256  # records kept decoded, by key, with the stored text they came from
     RARE_MATCHES = 64  # a term in at most this many of a person's messages: whole archive searched
-    RECENT_MATCHES = 256  # other terms: ranked among the person's newest this-many matches
+    RECENT_MATCHES = 200  # other terms: ranked among the person's newest this-many matches
     NEWEST_EMBEDDED = 2000  # semantic recall compares the newest this-many embedded messages
     EMBEDDED_PEOPLE = 32  # people whose newest embeddings are kept in memory (~2 MB each)
     FEWEST_CANDIDATES = 32  # read into Python from each set, however few results are asked for
@@ -415,9 +423,9 @@ class SQLiteStore(StoreBase):
         would grow with the archive. When there are more than RECENT_MATCHES matches, the
         messages holding a rare word (one found in at most RARE_MATCHES of the person's
         messages) are looked for through the whole archive, since a rare word is what finds an
-        old fact, and the newest RECENT_MATCHES matches of any word beside them. Of each of
-        these sets FTS5 passes on its `limit` best by its own BM25 (C, cheap), so that only those
-        are read into Python to be ranked.
+        old fact, and the newest RECENT_MATCHES matches of any word beside them. Each set is
+        read into Python whole, to be ranked there, unless it may hold more than are read; then
+        FTS5 passes on its best by its own BM25 (which costs more per match than reading one).
         """
         db = self._connection()
         owner = _owner(key)
@@ -434,24 +442,29 @@ class SQLiteStore(StoreBase):
             "ORDER BY rowid DESC LIMIT 1 OFFSET ?",
             (everything, live, self.RECENT_MATCHES - 1),
         ).fetchone()
+        # The newest matches are read whole where no more of them are wanted than are read.
+        newest_wanted = None if self._read_limit(limit) >= self.RECENT_MATCHES else limit
         if oldest is None:  # few matches in all: every one is a candidate
-            return self._light(db, key, everything, live, wanted, limit)
+            return self._light(db, key, everything, live, wanted, newest_wanted)
         counted = {token: self._count(db, _any_of(owner, [token])) for token in by_token}
         rare = [token for token, count in counted.items() if count <= self.RARE_MATCHES]
         common = [token for token, count in counted.items() if count > self.RARE_MATCHES]
         found: list[Match] = []
         if rare:
             holding_a_rare_word = _any_of(owner, rare)
-            if common and sum(counted[t] for t in rare) > self._read_limit(limit):
-                # More than are read: every row of the person qualifies for the second part
-                # (the owner column weighs nothing), so FTS5 picks among them on every word.
-                # Otherwise every one is read and ranked on every word here, and FTS5 need not
-                # look for the common words in them (its cost grew with the archive).
+            more_than_read = sum(counted[t] for t in rare) > self._read_limit(limit)
+            if common and more_than_read:
+                # Every row of the person qualifies for the second part (the owner column
+                # weighs nothing), so FTS5 picks among them on every word. Otherwise every one
+                # is read and ranked on every word here, and FTS5 need not look for the common
+                # words in them (its cost grew with the archive).
                 holding_a_rare_word += f' AND ({_any_of(owner, common)} OR owner:"{owner}")'
-            found = self._light(db, key, holding_a_rare_word, live, wanted, limit)
+            found = self._light(
+                db, key, holding_a_rare_word, live, wanted, limit if more_than_read else None
+            )
         if common:
             seen = {match.order for match in found}
-            recent = self._light(db, key, everything, oldest[0], wanted, limit)
+            recent = self._light(db, key, everything, oldest[0], wanted, newest_wanted)
             found += [match for match in recent if match.order not in seen]
         return found
 
@@ -476,21 +489,27 @@ class SQLiteStore(StoreBase):
         expression: str,
         from_rowid: int,
         wanted: Mapping[str, str],
-        limit: int,
+        limit: int | None = None,
     ) -> list[Match]:
-        """FTS5's `limit` best matches of `expression` from `from_rowid` on, read from their
-        indexed words only; `wanted` maps each indexed word (owner token and term) to the
-        search term it stands for."""
-        rows = db.execute(
-            "SELECT rowid, words FROM archive WHERE archive MATCH ? "
-            "AND rank MATCH 'bm25(1.0, 0.0)' AND key = ? AND rowid >= ? ORDER BY rank LIMIT ?",
-            (expression, key, from_rowid, SQLiteStore._read_limit(limit)),
-        )
+        """The matches of `expression` from `from_rowid` on, read from their indexed words only:
+        every one, or, given a `limit`, FTS5's best `_read_limit(limit)`. `wanted` maps each
+        indexed word (owner token and term) to the search term it stands for."""
+        if limit is None:
+            rows = db.execute(
+                "SELECT rowid, words FROM archive WHERE archive MATCH ? AND key = ? AND rowid >= ?",
+                (expression, key, from_rowid),
+            )
+        else:
+            rows = db.execute(
+                "SELECT rowid, words FROM archive WHERE archive MATCH ? "
+                "AND rank MATCH 'bm25(1.0, 0.0)' AND key = ? AND rowid >= ? ORDER BY rank LIMIT ?",
+                (expression, key, from_rowid, SQLiteStore._read_limit(limit)),
+            )
         found: list[Match] = []
-        term_of = wanted.get
+        searched = wanted.keys()
         for rowid, words in rows:  # a row's indexed words, one space apart
             indexed = words.split(" ") if words else []
-            matched = frozenset(term for term in map(term_of, indexed) if term is not None)
+            matched = frozenset([wanted[word] for word in searched & set(indexed)])
             found.append(Match(rowid, matched, len(indexed)))
         return found
 
@@ -521,7 +540,12 @@ class SQLiteStore(StoreBase):
         # Asked for `shown` more than wanted: those are dropped before any text is read.
         closest = similar(embedded.matrix, vector, limit + len(shown))
         chosen = [i for i in closest if embedded.ids[i] not in shown][:limit]
-        by_id = {m.id: m for m in self._messages(key, [embedded.ids[i] for i in chosen])}
+        by_id = {
+            m.id: m
+            for m in self._messages(
+                key, [embedded.ids[i] for i in chosen], [embedded.orders[i] for i in chosen]
+            )
+        }
         found = [
             Candidate(by_id[embedded.ids[i]], embedded.orders[i])
             for i in chosen
@@ -612,19 +636,25 @@ class SQLiteStore(StoreBase):
         self._buffers[(key, dimensions)] = (buffer, end)
         return buffer[max(0, end - keep) : end]
 
-    def _messages(self, key: str, ids: Sequence[str]) -> list[Message]:
+    def _messages(self, key: str, ids: Sequence[str], orders: Sequence[int]) -> list[Message]:
+        """The archived messages `ids`, whose places in the archive are `orders` where known
+        (-1 where not)."""
         if not ids:
             return []
         db = self._connection()
         live = self._live_from(db, self._clock())
         marks = ",".join("?" * len(ids))
-        placed = db.execute(
-            f"SELECT position FROM vectors WHERE key = ? AND id IN ({marks}) "  # noqa: S608
-            "AND position IS NOT NULL",
-            (key, *ids),
-        ).fetchall()
-        if len(placed) == len(ids):  # read by their place in the archive: no scan
-            rowids = [row[0] for row in placed]
+        rowids = list(orders)
+        if min(rowids) < 0:  # some place not kept along with the embeddings: look them up
+            rowids = [
+                row[0]
+                for row in db.execute(
+                    f"SELECT position FROM vectors WHERE key = ? AND id IN ({marks}) "  # noqa: S608
+                    "AND position IS NOT NULL",
+                    (key, *ids),
+                )
+            ]
+        if len(rowids) == len(ids):  # read by their place in the archive: no scan
             rows = db.execute(
                 "SELECT id, role, text, at, author FROM archive WHERE rowid IN "  # noqa: S608
                 f"({','.join('?' * len(rowids))}) AND key = ? AND rowid >= ?",
@@ -1149,6 +1179,8 @@ def _person(key: str) -> str:
 
 
 def _archived(id_: str, role: str, content: str, at: str, author: str | None = "") -> Message:
-    return Message.from_json(
-        {"id": id_, "role": role, "content": content, "at": at, "author": author}
-    )
+    """An archived row as a message; what `Message.from_json` checks, checked here without the
+    dictionary (searches read hundreds of rows a turn)."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}")
+    return Message(role, content, datetime.fromisoformat(at), id_, author or "")

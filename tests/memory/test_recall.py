@@ -164,6 +164,12 @@ def test_the_word_cache_starting_over_changes_no_ranking(monkeypatch: pytest.Mon
     for _ in range(2):
         assert rank_by_words("Which pet did they adopt?", found, cached.words) == expected
         rank_by_words("Something else entirely?", others, cached.words)  # starts over
+    monkeypatch.setattr(module, "WORD_CACHE", 16_384)
+    monkeypatch.setattr(module, "TEXT_CACHE", 8)  # fewer texts kept than one call has
+    monkeypatch.setattr(module, "TEXT_CHARS", 30)  # and only the shortest of them
+    few = module.LocalEmbeddings()
+    for _ in range(2):
+        assert rank_by_words("Which pet did they adopt?", found, few.words) == expected
 
 
 def test_a_search_that_analyses_text_itself_gets_the_questions_own_words() -> None:
