@@ -73,6 +73,8 @@ class SemanticRecall(TypedDict, total=False):
 
     embed: Embed
     words: WordVectors
+    embed_is_local: bool
+    """`embed` is the local model's, as `words` are."""
 
 
 def semantic_recall(settings: Settings, model: ChatModel) -> SemanticRecall:
@@ -99,6 +101,7 @@ def recall_for(store: str, deployment: Embed | None) -> SemanticRecall:
     recall["words"] = local.words
     if deployment is None and store == "sqlite":
         recall["embed"] = local.embed
+        recall["embed_is_local"] = True
     return recall
 
 

@@ -58,12 +58,20 @@ _FORGET_BATCH = 200  # archived messages found and deleted per round by `forget_
 _FORGET_ROUNDS = 500  # at most 100,000 messages
 EXPORT_FORMAT = "memorybot-export/1"
 """The `format` of an export; its number changes with any change a reader must know of."""
-# How much each ranking counts when they are fused: lexical, embeddings, and (in the embedded
-# default) word by word. Lexical finds a message only through a shared word and people ask in
-# other words: at half weight the recall benchmark found more at 2,000 tokens (with the local
-# model, 0.48 against 0.43; with MiniLM standing in for a deployment, 0.71 against 0.67).
-RANKING_WEIGHTS = (0.5, 1.0)
+# How much each ranking counts when they are fused (weighted reciprocal rank fusion), as found
+# on the recall benchmark at 2,000 tokens (docs/memory.md):
+# - Lexical (BM25) finds a message only through a shared word, and people ask in other words: at
+#   a quarter weight it found more than at a half, with the local model and with MiniLM standing
+#   in for a deployment (0.786 against 0.778).
+# - Word by word reads the shared words too, and their near neighbours. Beside the local model's
+#   sentence vectors (the mean of the same word vectors, so less) or no embeddings, it counts
+#   four times as much as they do: 0.621 against 0.582 in the embedded default, 0.519 against
+#   0.489 on Cosmos DB. Beside a deployment's embeddings (a better model) it counts as much:
+#   four times found 0.710 against 0.786.
+LEXICAL_WEIGHT = 0.25
+EMBEDDINGS_WEIGHT = 1.0
 WORDS_WEIGHT = 1.0
+WORDS_WEIGHT_BESIDE_LOCAL = 4.0
 
 
 class ConversationMemory:
@@ -88,6 +96,7 @@ class ConversationMemory:
         summarise: Complete | None = None,
         embed: Embed | None = None,
         words: WordVectors | None = None,
+        embed_is_local: bool = False,
         recall_limit: int | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
@@ -101,6 +110,11 @@ class ConversationMemory:
         self.summarise = summarise
         self.embed = embed
         self.words = words
+        # Whether `embed` is the local model that `words` also comes from (or there is none):
+        # then word by word, the better use of that model, counts more.
+        self.words_weight = (
+            WORDS_WEIGHT_BESIDE_LOCAL if embed_is_local or embed is None else WORDS_WEIGHT
+        )
         # Labels that name who speaks at the start of messages, as in a replayed transcript
         # ("Priya: …"): left out of what is compared by meaning (`memory.recall.meaning_of`).
         # The replay tool sets them from its transcript; in Teams the speaker is never in the
@@ -141,18 +155,18 @@ class ConversationMemory:
             self._embedding_of(text),
         )
         rankings: list[list[Candidate]] = [lexical]
-        weights = [RANKING_WEIGHTS[0]]
+        weights = [LEXICAL_WEIGHT]
         if vector is not None and self.recall_limit > 0:
             shown = frozenset(m.id for m in record.unsummarised)
             semantic = await self.store.nearest_ranked(
                 key, vector, self.recall_limit, self.neighboured_hits, shown
             )
             rankings.append(semantic)
-            weights.append(RANKING_WEIGHTS[1])
+            weights.append(EMBEDDINGS_WEIGHT)
         if self.words is not None and self.recall_limit > 0:
             pool = list({c.message.id: c for ranking in rankings for c in ranking}.values())
             rankings.append(rank_by_words(text, pool, self.words, self.speaker_labels))
-            weights.append(WORDS_WEIGHT)
+            weights.append(self.words_weight)
         hits = fuse(rankings, self.recall_limit, weights) if len(rankings) > 1 else lexical
         return assemble_context(
             self.system_prompt,

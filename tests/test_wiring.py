@@ -18,7 +18,7 @@ async def deployment(texts: Sequence[str]) -> list[list[float]]:
 def test_each_store_recalls_word_by_word_and_only_sqlite_embeds_locally() -> None:
     model = shared_model()
     sqlite = recall_for("sqlite", None)
-    assert sqlite == {"embed": model.embed, "words": model.words}
+    assert sqlite == {"embed": model.embed, "words": model.words, "embed_is_local": True}
     # Cosmos DB without a deployment: no embeddings (they would cost request units), but the
     # lexical matches it reads anyway are ranked word by word.
     assert recall_for("cosmos", None) == {"words": model.words}

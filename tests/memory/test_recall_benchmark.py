@@ -41,11 +41,11 @@ async def test_the_prompt_holds_the_evidence_of_questions_asked_in_other_words(
     await measure_memory(conversations, results, open_store, variants)
     found = {budget: results[DEFAULT][budget].share() for budget in BUDGETS}
     lexical = {budget: results[LEXICAL][budget].share() for budget in BUDGETS}
-    # Measured 0.359 / 0.553 / 0.748 (lexical alone 0.189 / 0.228 / 0.500): a change that loses
+    # Measured 0.374 / 0.573 / 0.825 (lexical alone 0.189 / 0.238 / 0.500): a change that loses
     # evidence fails here.
-    assert found[1000] >= 0.33
-    assert found[2000] >= 0.52
-    assert found[4000] >= 0.72
+    assert found[1000] >= 0.35
+    assert found[2000] >= 0.54
+    assert found[4000] >= 0.79
     assert all(found[budget] >= lexical[budget] for budget in BUDGETS)
 
 
@@ -64,10 +64,10 @@ async def test_oracle_items_bring_the_evidence_into_a_small_prompt(tmp_path: Pat
     await measure_memory(conversations, results, open_store, [(with_items, recall)], items=True)
     found = {budget: results[with_items][budget].share() for budget in BUDGETS}
     without = {budget: results[DEFAULT][budget].share() for budget in BUDGETS}
-    # Measured 0.607 / 0.806 / 0.981 (without items 0.359 / 0.553 / 0.748): a change that stops
+    # Measured 0.646 / 0.816 / 0.976 (without items 0.374 / 0.573 / 0.825): a change that stops
     # items being extracted, replaced, ranked or shown fails here.
-    assert found[1000] >= 0.57
-    assert found[2000] >= 0.77
+    assert found[1000] >= 0.61
+    assert found[2000] >= 0.78
     assert found[4000] >= 0.95
     assert all(found[budget] > without[budget] for budget in BUDGETS)
 
