@@ -29,7 +29,7 @@ from bots.replies import (
     split_for_teams,
 )
 from bots.wording import REPLY_NOT_SAVED, model_failed
-from memory import ConversationMemory, Source, StoreError
+from memory import ConversationMemory, Lineage, Source, StoreError
 from model_client import ChatModel, ModelError
 from telemetry import TurnMetrics, log_turn, measure_turn
 
@@ -73,6 +73,7 @@ class ChatTurn:
         prompt = None
         stopped = False
         sources: list[Source] = []
+        lineage = None  # what the context was read from: a forget meanwhile keeps nothing
         group = is_group_conversation(turn_context.activity)
 
         def cite(part: str) -> list[dict[str, Any]]:
@@ -81,13 +82,13 @@ class ChatTurn:
         try:
             if streams_in(turn_context.activity):
                 context = await self.memory.context_for(key, text, author=author)
-                prompt, sources = context.messages, context.sources
+                prompt, sources, lineage = context.messages, context.sources, context.lineage
                 streamed = await send_streamed(turn_context, self.model.stream(prompt), cite=cite)
                 reply, stopped = streamed.text, streamed.stopped
             else:
                 async with self._typing(turn_context):
                     context = await self.memory.context_for(key, text, author=author)
-                    prompt, sources = context.messages, context.sources
+                    prompt, sources, lineage = context.messages, context.sources, context.lineage
                     reply = await self.model.complete(prompt)
                 for part in split_for_teams(reply):
                     await turn_context.send_activity(answer_activity(part, citations=cite(part)))
@@ -98,7 +99,7 @@ class ChatTurn:
             error = failure.error if isinstance(failure, StreamedAnswerFailed) else failure
             stream_id = failure.stream_id if isinstance(failure, StreamedAnswerFailed) else None
             log.warning("model call failed: %s (%s)", type(error).__name__, error)
-            kept = await self._remember(key, text, None, author)
+            kept = await self._remember(key, text, None, author, lineage)
             await turn_context.send_activity(closing_activity(model_failed(error, kept), stream_id))
             return "model-failed"
         except Exception as error:
@@ -118,23 +119,33 @@ class ChatTurn:
                 )
             else:
                 log.error("sending the reply failed: %s", type(error).__name__, exc_info=True)
-            await self._remember(key, text, None, author)
+            await self._remember(key, text, None, author, lineage)
             return "reply-failed"
         if stopped:
             # What they saw of it, marked as stopped; nothing if they saw none of it.
-            await self._remember(key, text, reply or None, author, stopped=True)
+            await self._remember(key, text, reply or None, author, lineage, stopped=True)
             return "stopped"
-        if not await self._remember(key, text, reply, author):
+        if not await self._remember(key, text, reply, author, lineage):
             await turn_context.send_activity(REPLY_NOT_SAVED)
             return "not-saved"
         return "answered"
 
     async def _remember(
-        self, key: str, text: str, reply: str | None, author: str, *, stopped: bool = False
+        self,
+        key: str,
+        text: str,
+        reply: str | None,
+        author: str,
+        lineage: Lineage | None,
+        *,
+        stopped: bool = False,
     ) -> bool:
-        """Whether the exchange was saved; a failed save is told by the caller, in context."""
+        """Whether the exchange was saved (or, forgotten meanwhile, rightly not); a failed save
+        is told by the caller, in context."""
         try:
-            await self.memory.remember(key, text, reply, author=author, stopped=stopped)
+            await self.memory.remember(
+                key, text, reply, author=author, stopped=stopped, lineage=lineage
+            )
         except StoreError as error:
             log.error("memory save failed: %s: %s", type(error).__name__, error)
             return False

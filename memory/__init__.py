@@ -8,7 +8,7 @@ from memory.context import Context, Source
 from memory.conversation import ConversationMemory
 from memory.errors import StoreConflict, StoreError, StoreUnavailable
 from memory.ledger import Ledger
-from memory.records import ChatMessage, ConversationRecord, MemoryItem, Message
+from memory.records import ChatMessage, ConversationRecord, Lineage, MemoryItem, Message
 from memory.store import MemoryStore
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "ConversationMemory",
     "ConversationRecord",
     "Ledger",
+    "Lineage",
     "MemoryItem",
     "MemoryStore",
     "Message",

@@ -30,7 +30,14 @@ from datetime import datetime, timedelta
 
 import regex
 
-from memory.records import Around, ChatMessage, ConversationRecord, MemoryItem, Message
+from memory.records import (
+    Around,
+    ChatMessage,
+    ConversationRecord,
+    Lineage,
+    MemoryItem,
+    Message,
+)
 from memory.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_PROMPT, count_tokens, fit_to_tokens
 
 CUT_MARKER = " [… cut to fit the memory budget]"
@@ -77,6 +84,8 @@ class Context:
     """For the model, at most the budget in tokens."""
     sources: list[Source]
     """The recalled messages, by the number their line carries in the prompt."""
+    lineage: Lineage | None = None
+    """The history it was read from, for keeping the turn (`ConversationMemory.remember`)."""
 
 
 def assemble_context(
@@ -163,7 +172,7 @@ def assemble_context(
     if not extras:
         sources = []  # the quotation did not fit after all
     messages = [system, *(m for m, _ in extras), *(m for m, _ in recent), new]
-    return Context(messages, sources)
+    return Context(messages, sources, record.lineage)
 
 
 def _current_conversation(

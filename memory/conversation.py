@@ -41,6 +41,7 @@ from memory.records import (
     Candidate,
     ChatMessage,
     ConversationRecord,
+    Lineage,
     MemoryItem,
     Message,
     utc_now,
@@ -189,11 +190,15 @@ class ConversationMemory:
         at: datetime | None = None,
         author: str = "",
         stopped: bool = False,
+        lineage: Lineage | None = None,
     ) -> None:
         """Keep the person's message and, when there is one, the bot's reply, as one turn.
 
         `author` names who said it where several people share the memory (a group chat).
-        `stopped`: the person stopped the reply, which is what they saw of it, so marked."""
+        `stopped`: the person stopped the reply, which is what they saw of it, so marked.
+        `lineage`: the history the turn's context was read from (`Context.lineage`); when the
+        person has forgotten something since (while the answer was written), the turn was said
+        before the forget and is not kept."""
         now = at or self.clock()
         turn = [Message("user", user_text, now, author=author)]
         if reply is not None:
@@ -202,6 +207,8 @@ class ConversationMemory:
         told = [NewItem(asked, kind_of(asked), sources=(turn[0].id,), said_at=now)] if asked else []
 
         def append_turn(record: ConversationRecord) -> ConversationRecord:
+            if lineage is not None and not lineage.goes_on_in(record.lineage):
+                raise _ForgottenMeanwhile
             combined = (*record.messages, *turn)
             window = recent_window(combined, self.max_messages)
             left_window = combined[: len(combined) - len(window)]
@@ -219,7 +226,11 @@ class ConversationMemory:
             return with_items(kept, told, now) if told else kept
 
         vectors = await self._vectors(turn)
-        record = await self.store.update(key, append_turn, archive=turn, vectors=vectors)
+        try:
+            record = await self.store.update(key, append_turn, archive=turn, vectors=vectors)
+        except _ForgottenMeanwhile:
+            log.info("a turn said before a forget was not kept")
+            return
         if self.summarise and (
             len(record.pending) >= self.summary_every
             or (self._extracting and record.unextracted >= self.extract_every)
@@ -248,7 +259,7 @@ class ConversationMemory:
         """Forgets the items of `ids`, superseded ones included."""
 
         def drop(record: ConversationRecord) -> ConversationRecord:
-            return without_items(record, ids)
+            return replace(without_items(record, ids), forgets=record.forgets + 1)
 
         await self.store.update(key, drop)
 
@@ -287,6 +298,7 @@ class ConversationMemory:
             summary = "" if terms & set(terms_of(record.summary)) else record.summary
             return replace(
                 without_items(record, items),
+                forgets=record.forgets + 1,
                 summary=summary,
                 messages=tuple(m for m in record.messages if m.id not in gone),
                 pending=tuple(m for m in record.pending if m.id not in gone),
@@ -390,8 +402,8 @@ class ConversationMemory:
         done = record.unextracted
 
         def keep(current: ConversationRecord) -> ConversationRecord:
-            if current.message_count == 0:
-                return current  # forgotten meanwhile
+            if _forgotten_since(record, current):
+                return current
             read = replace(current, unextracted=max(current.unextracted - done, 0))
             return with_items(read, new, now)
 
@@ -416,8 +428,8 @@ class ConversationMemory:
         folded = {m.id for m in batch}
 
         def fold(current: ConversationRecord) -> ConversationRecord:
-            if current.message_count == 0:
-                return current  # forgotten meanwhile
+            if _forgotten_since(record, current):
+                return current
             kept = tuple(m for m in current.pending if m.id not in folded)
             return replace(current, summary=summary, pending=kept)
 
@@ -460,3 +472,14 @@ class ConversationMemory:
         except Exception as error:
             log.warning("summary not saved: %s", type(error).__name__)
             return False
+
+
+class _ForgottenMeanwhile(Exception):
+    """Raised in a write's mutation to write nothing: something was forgotten since the turn
+    being kept read its record."""
+
+
+def _forgotten_since(read: ConversationRecord, current: ConversationRecord) -> bool:
+    """Whether something of `read` was forgotten before `current`: what was made of it (a
+    summary, items) may hold what was forgotten, so it is not written back."""
+    return current.message_count == 0 or not read.lineage.goes_on_in(current.lineage)

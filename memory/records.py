@@ -146,6 +146,14 @@ class ConversationRecord:
     """Short things remembered (`memory.items`), oldest first, superseded ones included."""
     unextracted: int = 0
     """How many of the newest messages no item extraction has read yet."""
+    forgets: int = 0
+    """How many times part of it was forgotten (`forget <words>`, an item's forget button)."""
+
+    @property
+    def lineage(self) -> Lineage:
+        """Which history this is: work begun on a record (a summary, an extraction, a turn under
+        way) is written back only while it is the same (`Lineage`)."""
+        return Lineage(self.since, self.forgets)
 
     @property
     def is_empty(self) -> bool:
@@ -173,6 +181,7 @@ class ConversationRecord:
             "updated_at": self.updated_at.isoformat() if self.updated_at else None,
             "items": [item.to_json() for item in self.items],
             "unextracted": self.unextracted,
+            "forgets": self.forgets,
         }
 
     @classmethod
@@ -187,7 +196,24 @@ class ConversationRecord:
             updated_at=_optional_time(data.get("updated_at")),
             items=tuple(MemoryItem.from_json(item) for item in data.get("items") or ()),
             unextracted=int(data.get("unextracted") or 0),
+            forgets=int(data.get("forgets") or 0),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Lineage:
+    """Which history a record holds: when it began, and how many forgets it has been through.
+
+    A forget changes it (forgetting everything deletes the record, and the next one begins
+    anew), so that what was read before the forget is not written back after it."""
+
+    since: datetime | None
+    forgets: int
+
+    def goes_on_in(self, later: Lineage) -> bool:
+        """Whether `later` is the same history with nothing forgotten since (a record that had
+        not begun yet may have begun since: another turn wrote first)."""
+        return later.forgets == self.forgets and self.since in (None, later.since)
 
 
 def _optional_time(value: Any) -> datetime | None:

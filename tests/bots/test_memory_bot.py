@@ -36,6 +36,7 @@ from memory import (
     ConversationMemory,
     ConversationRecord,
     Ledger,
+    Lineage,
     MemoryStore,
     Message,
     StoreUnavailable,
@@ -95,7 +96,14 @@ class StandInMemory:
         return Context([{"role": "user", "content": text}], [])
 
     async def remember(
-        self, key: str, text: str, reply: str | None, *, author: str = "", stopped: bool = False
+        self,
+        key: str,
+        text: str,
+        reply: str | None,
+        *,
+        author: str = "",
+        stopped: bool = False,
+        lineage: Lineage | None = None,
     ) -> None:
         self._call("remember")
         self.remembered.append((text, reply))
@@ -497,7 +505,14 @@ async def test_a_forget_button_pressed_after_another_message_forgets_nothing() -
 
 class FailingAfterReply(StandInMemory):
     async def remember(
-        self, key: str, text: str, reply: str | None, *, author: str = "", stopped: bool = False
+        self,
+        key: str,
+        text: str,
+        reply: str | None,
+        *,
+        author: str = "",
+        stopped: bool = False,
+        lineage: Lineage | None = None,
     ) -> None:
         raise RuntimeError("a bug after the answer went out")
 

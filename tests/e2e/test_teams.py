@@ -296,6 +296,29 @@ async def test_forget_asks_first_then_deletes_everything_on_the_card_button(
     assert "4471" not in prompt_text(model_server)
 
 
+async def test_a_message_being_answered_when_everything_is_forgotten_is_not_kept(
+    bot: AppServer, connector: FakeConnector, model_server: FakeOpenAI
+) -> None:
+    await bot.post(teams_message("my badge is 4471", service_url=connector.url))
+    model_server.latency = 1.5  # the next answer takes a while: time to forget meanwhile
+    answering = asyncio.create_task(
+        bot.post(teams_message("and my PIN is 9090", service_url=connector.url))
+    )
+    await asyncio.sleep(0.3)
+    model_server.latency = 0.0
+    await bot.post(teams_message("forget", service_url=connector.url))
+    submit = teams_message("", service_url=connector.url)
+    submit.pop("text")
+    question = next(m for m in reversed(connector.messages()) if m.get("attachments"))
+    submit["value"] = question["attachments"][0]["content"]["actions"][0]["data"]
+    await bot.post(submit)
+    assert not answering.done()  # forgotten while the answer was still being written
+    await answering
+    assert await stored(bot) == []  # said before the forget: not kept after it
+    await bot.post(teams_message("hello again", service_url=connector.url))
+    assert await stored(bot) == ["hello again", "echo: hello again"]
+
+
 async def test_forget_by_typing_yes_and_no_means_no(
     bot: AppServer, connector: FakeConnector
 ) -> None:

@@ -208,6 +208,110 @@ async def test_forget_clears_the_record_the_summary_and_the_archive(
     assert len(await store.search("other", query_terms("Project Falcon"), 50)) == 1
 
 
+async def test_a_summary_under_way_during_a_forget_by_words_is_not_written_back(
+    store_factory: StoreFactory,
+) -> None:
+    summariser = Summariser()
+    summariser.release.clear()
+    memory = memory_with(await store_factory(), summariser)
+    for n in range(3):
+        await memory.remember("k", f"small talk {n}", "ok")
+    await memory.remember("k", "my bank PIN is PINEAPPLE5521", "ok")
+    await asyncio.wait_for(summariser.started.wait(), 2)  # it read the PIN
+    assert await memory.forget_matching("k", "PINEAPPLE5521") == (0, 1)
+    await memory.remember("k", "and another thing", "ok")  # a turn after the forget is kept
+    summariser.release.set()
+    await memory.drain()
+    record = await memory.recall("k")
+    assert record.summary == ""  # the summary of what held the PIN was not kept
+    assert "and another thing" in [m.content for m in record.unsummarised]
+    assert "PINEAPPLE5521" not in str(record.to_json())
+
+
+async def test_items_extracted_during_a_forget_are_not_written_back(
+    store_factory: StoreFactory,
+) -> None:
+    release = asyncio.Event()
+    asked: list[Sequence[ChatMessage]] = []
+
+    async def extract(prompt: Sequence[ChatMessage]) -> str:
+        asked.append(prompt)
+        await release.wait()
+        return '{"items": [{"text": "Bank PIN is PINEAPPLE5521", "kind": "fact", "sources": [1]}]}'
+
+    memory = conversation_memory(
+        await store_factory(), summarise=extract, summary_every=100, extract_every=2
+    )
+    for key in ("k", "other"):
+        await memory.remember(key, "my bank PIN is PINEAPPLE5521", "noted")
+    for _ in range(100):
+        if len(asked) == 2:
+            break
+        await asyncio.sleep(0.01)
+    await memory.forget_matching("k", "PINEAPPLE5521")  # while both extractions are held
+    release.set()
+    await memory.drain()
+    assert (await memory.recall("k")).items == ()
+    assert [item.text for item in (await memory.recall("other")).items] == [
+        "Bank PIN is PINEAPPLE5521"
+    ]
+
+
+async def test_a_turn_read_before_a_forget_is_not_kept_after_it(
+    store_factory: StoreFactory,
+) -> None:
+    memory = memory_with(await store_factory(), None)
+    await memory.remember("k", "we adopted a greyhound", "lovely")
+    # The turn reads its context, the person forgets while the answer is written, then it is
+    # kept: it was said before the forget.
+    before = await memory.context_for("k", "my PIN is PINEAPPLE5521")
+    await memory.forget_matching("k", "greyhound")
+    await memory.remember("k", "my PIN is PINEAPPLE5521", "noted", lineage=before.lineage)
+    record = await memory.recall("k")
+    assert [m.content for m in record.unsummarised] == ["lovely"]
+    assert record.message_count == 1
+    # Forgetting everything is the same; and a turn read after the forget is kept.
+    await memory.remember("k", "hello again", "hi")
+    before = await memory.context_for("k", "my PIN is PINEAPPLE5521")
+    await memory.forget("k")
+    await memory.remember("k", "my PIN is PINEAPPLE5521", "noted", lineage=before.lineage)
+    assert (await memory.recall("k")).message_count == 0
+    after = await memory.context_for("k", "hello")
+    await memory.remember("k", "hello", "hi", lineage=after.lineage)
+    assert (await memory.recall("k")).message_count == 2
+
+
+async def test_turns_read_at_once_are_all_kept(store_factory: StoreFactory) -> None:
+    memory = memory_with(await store_factory(), None)
+    # Three turns of someone new read their context before any of them is kept: the first to
+    # be kept begins the memory, and the others still belong to it.
+    read = [await memory.context_for("k", f"question {n}") for n in range(3)]
+    for n, context in enumerate(read):
+        await memory.remember("k", f"question {n}", "ok", lineage=context.lineage)
+    assert (await memory.recall("k")).message_count == 6
+
+
+async def test_a_summary_begun_before_everything_was_forgotten_elsewhere_is_not_kept(
+    store_factory: StoreFactory,
+) -> None:
+    # Two instances of the bot on one store: one summarises while the other forgets everything
+    # and the person says something new.
+    store = await store_factory()
+    summariser = Summariser()
+    summariser.release.clear()
+    summarising, other = memory_with(store, summariser), memory_with(store, None)
+    for n in range(4):
+        await summarising.remember("k", f"secret plan {n}", "ok")
+    await asyncio.wait_for(summariser.started.wait(), 2)
+    await other.forget("k")
+    await other.remember("k", "a new start", "ok")
+    summariser.release.set()
+    await summarising.drain()
+    record = await other.recall("k")
+    assert record.summary == ""
+    assert [m.content for m in record.unsummarised] == ["a new start", "ok"]
+
+
 async def test_without_a_summariser_old_messages_leave_the_record_but_stay_recallable(
     store_factory: StoreFactory,
 ) -> None:
