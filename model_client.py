@@ -21,6 +21,7 @@ from azure.identity.aio import DefaultAzureCredential, get_bearer_token_provider
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from config import Settings
+from memory.context import MEMORY_HEADING
 from telemetry import record_model_usage
 
 log = logging.getLogger(__name__)
@@ -215,16 +216,23 @@ class OfflineModel:
         return "offline (no AI service configured)"
 
     async def complete(self, messages: Prompt) -> str:
-        earlier = [m["content"] for m in messages[:-1] if m["role"] == "user"]
-        if not earlier:
-            memory = "This is the first message of yours I have."
-        else:
+        said = [m["content"] for m in messages[:-1] if m["role"] == "user"]
+        # Memory's quotation of what it recalled is a user message too, not one of theirs.
+        earlier = [text for text in said if not text.startswith(MEMORY_HEADING)]
+        recalled = len(earlier) < len(said)
+        if earlier:
             count = len(earlier)
             noun = "message" if count == 1 else "messages"
             memory = (
                 f"I remember {count} earlier {noun} of yours; the most recent was: "
                 f"\u201c{_shorten(earlier[-1])}\u201d"
             )
+            if recalled:
+                memory += " I also found older things you told me that may be related."
+        elif recalled:
+            memory = "I found older things you told me that may be related."
+        else:
+            memory = "This is the first message of yours I have."
         return f"{memory}\n\n{self.NOTICE}"
 
     async def stream(self, messages: Prompt) -> AsyncGenerator[str, None]:

@@ -8,6 +8,7 @@ import pytest
 from azure.core.credentials import AccessToken
 
 from config import settings_from
+from memory.context import MEMORY_HEADING
 from model_client import (
     ChatModel,
     ModelBadAnswer,
@@ -159,6 +160,21 @@ async def test_the_offline_model_says_what_it_is_and_quotes_the_latest_earlier_m
     assert "2 earlier messages" in later
     assert "My manager is Grace" in later
     assert "AZURE_OPENAI_ENDPOINT" in later
+    assert "older things" not in later
+
+
+async def test_the_offline_model_does_not_take_the_memory_quotation_for_a_message() -> None:
+    quotation = {"role": "user", "content": MEMORY_HEADING + "- I work on Falcon\n</memory>"}
+    question = {"role": "user", "content": "what do you know?"}
+    alone = await OfflineModel().complete([{"role": "system", "content": "s"}, quotation, question])
+    assert "earlier message" not in alone
+    assert "<memory>" not in alone
+    assert "I found older things you told me" in alone
+    beside = await OfflineModel().complete(
+        [{"role": "system", "content": "s"}, quotation, {"role": "user", "content": "hi"}, question]
+    )
+    assert "1 earlier message of yours; the most recent was: \u201chi\u201d" in beside
+    assert "I also found older things" in beside
 
 
 def openai_compatible(server: FakeOpenAI, **more: str) -> ChatModel:
