@@ -15,7 +15,7 @@ from botbuilder.core import TurnContext
 
 from bots.exporting import Exporting
 from bots.forgetting import Forgetting
-from bots.replies import CARD_ACTIONS, ItemLine, items_card
+from bots.replies import CARD_ACTIONS, ItemLine, as_written, items_card
 from bots.wording import (
     ITEM_ALREADY_GONE,
     ITEM_ALREADY_KEPT,
@@ -155,14 +155,16 @@ class Commands:
             await turn_context.send_activity(ITEM_ALREADY_GONE)
             return
         await self.memory.forget_items(key, [item.id])
-        await turn_context.send_activity(ITEM_FORGOTTEN.format(text=item.text))
+        await turn_context.send_activity(ITEM_FORGOTTEN.format(text=as_written(item.text)))
 
     async def _remember(self, key: str, words: str) -> str:
         said = dictated(f"remember {words}", command=True)  # "remember that X" keeps X
         if said is None:
             return REMEMBER_WHAT
         item = await self.memory.remember_item(key, said)
-        return ITEM_ALREADY_KEPT if item is None else REMEMBERED_ITEM.format(text=item.text)
+        if item is None:
+            return ITEM_ALREADY_KEPT
+        return REMEMBERED_ITEM.format(text=as_written(item.text))
 
     async def _forget_matching(
         self, turn_context: TurnContext, key: str, words: str, group: bool
@@ -198,12 +200,15 @@ class Commands:
             if record.since
             else wording.remembered.format(**figures)
         )
-        summary = SUMMARY.format(summary=record.summary) if record.summary else NO_SUMMARY
+        summary = (
+            SUMMARY.format(summary=as_written(record.summary)) if record.summary else NO_SUMMARY
+        )
         return f"{remembered}\n\n{summary}"
 
 
 def _excerpt(text: str, limit: int = 80) -> str:
-    text = " ".join(text.split())
+    """What someone wrote, on one line, as written (`as_written`), at most `limit` long."""
+    text = " ".join(as_written(text).split())
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 

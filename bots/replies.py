@@ -316,12 +316,17 @@ CARD_ITEM_CHARS = 200
 
 
 def card_text(text: str) -> str:
-    """Text a person stored, to show on a card: control and format characters (bidi overrides,
-    zero-width) dropped, a markdown link's `](` broken so it shows as written, at most
-    CARD_ITEM_CHARS."""
-    shown = "".join(c for c in text if unicodedata.category(c) not in ("Cc", "Cf") or c == "\n")
-    shown = shown.replace("](", "] (")
+    """Text a person stored, to show on a card (`as_written`), at most CARD_ITEM_CHARS."""
+    shown = as_written(text)
     return shown if len(shown) <= CARD_ITEM_CHARS else shown[: CARD_ITEM_CHARS - 1] + "…"
+
+
+def as_written(text: str) -> str:
+    """Text someone wrote, to show in the bot's own message or card as they wrote it: control
+    and format characters (bidi overrides, zero-width) dropped, and a markdown link's `](`
+    broken, so that "[Sign in again](https://…)" never becomes a link in the bot's voice."""
+    shown = "".join(c for c in text if unicodedata.category(c) not in ("Cc", "Cf") or c == "\n")
+    return shown.replace("](", "] (")
 
 
 def _items_card(

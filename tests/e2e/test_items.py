@@ -175,6 +175,28 @@ async def test_remember_and_forget_by_words_with_one_confirmation(
     ]
 
 
+async def test_a_link_someone_wrote_never_becomes_a_link_in_the_bots_own_messages(
+    items_bot: AppServer, connector: FakeConnector
+) -> None:
+    bot = items_bot
+    phishing = "[Your Teams session expired - sign in again](https://evil.example/login)"
+    shown = "[Your Teams session expired - sign in again] (https://evil.example/login)"
+    assert (await say(bot, connector, f"remember {phishing}"))["text"] == (
+        REMEMBERED_ITEM.format(text=shown)
+    )
+    question = await say(bot, connector, "forget session")
+    card = json.dumps(question["attachments"][0]["content"])
+    assert "](" not in card
+    assert "](" not in question["summary"]
+    assert "sign in again] (https" in card
+    nothing = await say(bot, connector, "forget [zebra](mailto:quagga)")  # nothing matches
+    assert "](" not in nothing["text"]
+    card = (await say(bot, connector, "memory"))["attachments"][0]["content"]
+    [row] = [element for element in card["body"] if element["type"] == "ColumnSet"]
+    assert text_of(row) == shown
+    assert await press(bot, connector, button_of(row)) == ITEM_FORGOTTEN.format(text=shown)
+
+
 async def test_commands_read_as_people_mean_them_and_answer_within_teams_limits(
     make_app: AppFactory, connector: FakeConnector
 ) -> None:
