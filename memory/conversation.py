@@ -389,7 +389,7 @@ class ConversationMemory:
         batch = record.unsummarised[len(record.unsummarised) - unread :]
         standing = record.current_items
         try:
-            answer = await self.summarise(extraction_prompt(standing, batch))
+            answer = await self.summarise(extraction_prompt(standing, batch, self.context_tokens))
         except Exception as error:
             log.warning("item extraction failed, messages kept for later: %s", type(error).__name__)
             return False
@@ -419,7 +419,8 @@ class ConversationMemory:
         if len(batch) < self.summary_every:
             return False
         try:
-            summary = (await self.summarise(summary_prompt(record.summary, batch))).strip()
+            prompt = summary_prompt(record.summary, batch, self.context_tokens)
+            summary = (await self.summarise(prompt)).strip()
         except Exception as error:
             log.warning("summary failed, messages kept for later: %s", type(error).__name__)
             return False

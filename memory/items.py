@@ -32,6 +32,8 @@ from memory.records import (
     MemoryItem,
     Message,
 )
+from memory.summary import CUT_MARKER, LINE_TOKENS
+from memory.tokens import count_tokens, fit_each
 
 MAX_CURRENT_ITEMS = 200
 MAX_SUPERSEDED_ITEMS = 100
@@ -207,16 +209,29 @@ def without_items(record: ConversationRecord, ids: Iterable[str]) -> Conversatio
 
 
 def extraction_prompt(
-    standing: Sequence[MemoryItem], messages: Sequence[Message]
+    standing: Sequence[MemoryItem], messages: Sequence[Message], budget: int
 ) -> list[ChatMessage]:
-    kept = "\n".join(
-        f"- id {item.id} ({item.at.date().isoformat()}, {item.kind}): {item.text}"
-        for item in standing
+    """The prompt that asks for items in `messages` beside the `standing` ones, within about
+    `budget` tokens: the newest standing items that fit a third of them, and the messages in
+    the rest, the longest cut where they do not fit (`fit_each`)."""
+    listed: list[str] = []
+    room = budget // 3
+    for item in reversed(standing):
+        line = f"- id {item.id} ({item.at.date().isoformat()}, {item.kind}): {item.text}"
+        room -= count_tokens(line) + 1
+        if room < 0:
+            break
+        listed.append(line)
+    kept = "\n".join(reversed(listed))
+    room = budget - count_tokens(EXTRACTION_INSTRUCTIONS) - count_tokens(kept)
+    texts = fit_each(
+        [_tidy(message.content) for message in messages],
+        room - LINE_TOKENS * len(messages),
+        CUT_MARKER,
     )
     new = "\n".join(
-        f"[{number}] ({message.at.date().isoformat()}) {_speaker(message)}: "
-        f"{_tidy(message.content)}"
-        for number, message in enumerate(messages, 1)
+        f"[{number}] ({message.at.date().isoformat()}) {_speaker(message)}: {text}"
+        for number, (message, text) in enumerate(zip(messages, texts, strict=True), 1)
     )
     return [
         ChatMessage(role="system", content=EXTRACTION_INSTRUCTIONS),

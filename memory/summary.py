@@ -5,6 +5,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 
 from memory.records import ChatMessage, Message
+from memory.tokens import count_tokens, fit_each, truncate_to_tokens
+
+CUT_MARKER = " [… cut to fit]"
+LINE_TOKENS = 14  # what a line adds around a message's text: its date, who said it, a break
 
 # The model call memory is given (the chat model's `complete`); memory never imports a client.
 Complete = Callable[[Sequence[ChatMessage]], Awaitable[str]]
@@ -22,10 +26,18 @@ INSTRUCTIONS = (
 )
 
 
-def summary_prompt(previous: str, messages: Sequence[Message]) -> list[ChatMessage]:
+def summary_prompt(previous: str, messages: Sequence[Message], budget: int) -> list[ChatMessage]:
+    """The prompt that folds `messages` into the `previous` summary, within about `budget`
+    tokens: the previous summary gets at most a quarter of them, and where the messages do not
+    fit the rest, the longest are cut (`fit_each`)."""
+    previous = truncate_to_tokens(previous, budget // 4, CUT_MARKER) if previous else ""
+    room = (
+        budget - count_tokens(INSTRUCTIONS) - count_tokens(previous) - LINE_TOKENS * len(messages)
+    )
+    texts = fit_each([m.content for m in messages], room, CUT_MARKER)
     lines = "\n".join(
-        f"[{m.at.date().isoformat()}] {'Person' if m.role == 'user' else 'Assistant'}: {m.content}"
-        for m in messages
+        f"[{m.at.date().isoformat()}] {'Person' if m.role == 'user' else 'Assistant'}: {text}"
+        for m, text in zip(messages, texts, strict=True)
     )
     return [
         ChatMessage(role="system", content=INSTRUCTIONS),

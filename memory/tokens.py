@@ -7,7 +7,7 @@ o200k_base, which splits text into slightly fewer tokens, so cl100k counts err o
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 import tiktoken
@@ -72,3 +72,25 @@ def fit_to_tokens(text: str, limit: int, marker: str) -> tuple[str, int]:
         head = head[:-1]
         cut = head + marker
     return (cut, size) if size <= limit else ("", 0)
+
+
+def fit_each(texts: Sequence[str], room: int, marker: str, shortest: int = 16) -> list[str]:
+    """`texts` cut so that together they take about `room` tokens at most: each whole where
+    all fit; otherwise those shorter than a fair share whole and the longer ones each cut to
+    the same share of what is left (never below `shortest` tokens, so that many texts in a
+    small room still say something each)."""
+    sizes = [count_tokens(text) for text in texts]
+    if sum(sizes) <= room:
+        return list(texts)
+    left, cap = room, 0
+    for waiting, size in enumerate(sorted(sizes)):
+        share = left // (len(sizes) - waiting)
+        if size > share:
+            cap = share
+            break
+        left -= size
+    cap = max(cap, shortest)
+    return [
+        text if size <= cap else truncate_to_tokens(text, cap, marker)
+        for text, size in zip(texts, sizes, strict=True)
+    ]

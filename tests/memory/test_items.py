@@ -15,11 +15,14 @@ from memory.items import (
     MAX_CURRENT_ITEMS,
     NewItem,
     dictated,
+    extraction_prompt,
     kind_of,
     read_extraction,
     with_items,
 )
 from memory.records import ChatMessage, MemoryItem, Message
+from memory.summary import summary_prompt
+from memory.tokens import prompt_tokens
 from tests.conftest import StoreFactory, conversation_memory
 
 pytestmark = pytest.mark.integration
@@ -409,3 +412,21 @@ async def test_forget_by_words_forgets_every_match_the_summary_and_superseded_it
     assert [m.content for m in await store.search("k", ["nothing"], 10)] == [
         "nothing to do with it"
     ]
+
+
+def test_the_background_prompts_stay_within_the_budget_whatever_was_said() -> None:
+    # A person (or one member of a group) sends messages of 16,000 emoji: the summary and the
+    # extraction prompts still fit the prompt budget, and every message is in them, the short
+    # ones whole.
+    at = datetime(2026, 3, 2, tzinfo=UTC)
+    said = [Message("user", "🎉" * 16_000, at) for _ in range(20)]
+    said.insert(3, Message("user", "My sister Ana moves to Porto in May", at))
+    standing = [MemoryItem(f"Item number {n} " + "word " * 60, at=at) for n in range(200)]
+    summary = summary_prompt("An earlier summary. " * 2000, said, 3000)
+    extraction = extraction_prompt(standing, said, 3000)
+    for prompt in (summary, extraction):
+        assert prompt_tokens(prompt) <= 3000 + 100  # the lines' own framing, counted roughly
+        assert "My sister Ana moves to Porto in May" in prompt[1]["content"]
+        assert prompt[1]["content"].count("🎉") > 20  # each long one still says something
+    assert "Item number 199" in extraction[1]["content"]  # the newest standing items first
+    assert "Item number 0 " not in extraction[1]["content"]
