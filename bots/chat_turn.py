@@ -100,7 +100,9 @@ class ChatTurn:
             stream_id = failure.stream_id if isinstance(failure, StreamedAnswerFailed) else None
             log.warning("model call failed: %s (%s)", type(error).__name__, error)
             kept = await self._remember(key, text, None, author, lineage)
-            await turn_context.send_activity(closing_activity(model_failed(error, kept), stream_id))
+            await turn_context.send_activity(
+                closing_activity(model_failed(error, kept is True), stream_id)
+            )
             return "model-failed"
         except Exception as error:
             if prompt is None:
@@ -125,7 +127,7 @@ class ChatTurn:
             # What they saw of it, marked as stopped; nothing if they saw none of it.
             await self._remember(key, text, reply or None, author, lineage, stopped=True)
             return "stopped"
-        if not await self._remember(key, text, reply, author, lineage):
+        if await self._remember(key, text, reply, author, lineage) is False:
             await turn_context.send_activity(REPLY_NOT_SAVED)
             return "not-saved"
         return "answered"
@@ -139,17 +141,18 @@ class ChatTurn:
         lineage: Lineage | None,
         *,
         stopped: bool = False,
-    ) -> bool:
-        """Whether the exchange was saved (or, forgotten meanwhile, rightly not); a failed save
-        is told by the caller, in context."""
+    ) -> bool | None:
+        """Whether the exchange was saved: True, False when saving failed (told by the caller,
+        in context), None when something said was forgotten while it was answered (so it is
+        rightly not kept)."""
         try:
-            await self.memory.remember(
+            kept = await self.memory.remember(
                 key, text, reply, author=author, stopped=stopped, lineage=lineage
             )
         except StoreError as error:
             log.error("memory save failed: %s: %s", type(error).__name__, error)
             return False
-        return True
+        return True if kept else None
 
     @contextlib.asynccontextmanager
     async def _typing(self, turn_context: TurnContext) -> AsyncIterator[None]:

@@ -191,14 +191,14 @@ class ConversationMemory:
         author: str = "",
         stopped: bool = False,
         lineage: Lineage | None = None,
-    ) -> None:
+    ) -> bool:
         """Keep the person's message and, when there is one, the bot's reply, as one turn.
 
         `author` names who said it where several people share the memory (a group chat).
         `stopped`: the person stopped the reply, which is what they saw of it, so marked.
-        `lineage`: the history the turn's context was read from (`Context.lineage`); when the
-        person has forgotten something since (while the answer was written), the turn was said
-        before the forget and is not kept."""
+        `lineage`: the history the turn's context was read from (`Context.lineage`); when
+        something said has been forgotten since (while the answer was written), the turn was
+        said before the forget and is not kept. Returns whether it was kept."""
         now = at or self.clock()
         turn = [Message("user", user_text, now, author=author)]
         if reply is not None:
@@ -230,12 +230,13 @@ class ConversationMemory:
             record = await self.store.update(key, append_turn, archive=turn, vectors=vectors)
         except _ForgottenMeanwhile:
             log.info("a turn said before a forget was not kept")
-            return
+            return False
         if self.summarise and (
             len(record.pending) >= self.summary_every
             or (self._extracting and record.unextracted >= self.extract_every)
         ):
             self._summarise_later(key)
+        return True
 
     @property
     def _extracting(self) -> bool:
@@ -259,7 +260,7 @@ class ConversationMemory:
         """Forgets the items of `ids`, superseded ones included."""
 
         def drop(record: ConversationRecord) -> ConversationRecord:
-            return replace(without_items(record, ids), forgets=record.forgets + 1)
+            return replace(without_items(record, ids), items_forgotten=record.items_forgotten + 1)
 
         await self.store.update(key, drop)
 
@@ -297,8 +298,7 @@ class ConversationMemory:
             gone.update(window)
             summary = "" if terms & set(terms_of(record.summary)) else record.summary
             return replace(
-                without_items(record, items),
-                forgets=record.forgets + 1,
+                _forgetting(without_items(record, items)),
                 summary=summary,
                 messages=tuple(m for m in record.messages if m.id not in gone),
                 pending=tuple(m for m in record.pending if m.id not in gone),
@@ -313,12 +313,15 @@ class ConversationMemory:
                 break
             await self.store.delete_messages(key, found)
             gone.update(found)
-        if gone:  # the count says how many messages are kept (`memory`, export)
 
-            def recount(record: ConversationRecord) -> ConversationRecord:
-                return replace(record, message_count=max(0, record.message_count - len(gone)))
+        def recount(record: ConversationRecord) -> ConversationRecord:
+            # The count says how many messages are kept (`memory`, export); and a turn that read
+            # its context during the deletions (when the archive still held them) is not kept.
+            return replace(
+                _forgetting(record), message_count=max(0, record.message_count - len(gone))
+            )
 
-            await self.store.update(key, recount)
+        await self.store.update(key, recount)
         return len(forgotten_items), len(gone)
 
     async def _embedding_of(self, text: str) -> list[float] | None:
@@ -375,6 +378,8 @@ class ConversationMemory:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        # A turn under way read the record as it was: marked, so that it is not kept after.
+        await self.store.update(key, _forgetting)
         await self.store.delete(key)
 
     async def extract_now(self, key: str) -> bool:
@@ -388,18 +393,21 @@ class ConversationMemory:
             return False
         batch = record.unsummarised[len(record.unsummarised) - unread :]
         standing = record.current_items
+        prompt, held = extraction_prompt(standing, batch, self.context_tokens)
         try:
-            answer = await self.summarise(extraction_prompt(standing, batch, self.context_tokens))
+            answer = await self.summarise(prompt)
         except Exception as error:
             log.warning("item extraction failed, messages kept for later: %s", type(error).__name__)
             return False
         try:
-            new = read_extraction(answer, standing, batch)
+            new = read_extraction(answer, standing, batch[:held])
         except ValueError as error:  # read, but not the JSON asked for: not asked again
             log.warning("item extraction answer unreadable: %s", type(error).__name__)
             new = []
         now = self.clock()
-        done = record.unextracted
+        # Read: the oldest `held` of the unread ones (and any that left the record unread);
+        # the newer ones the prompt had no room for are read next time.
+        done = record.unextracted - (unread - held)
 
         def keep(current: ConversationRecord) -> ConversationRecord:
             if _forgotten_since(record, current):
@@ -418,15 +426,15 @@ class ConversationMemory:
         batch = record.pending
         if len(batch) < self.summary_every:
             return False
+        prompt, held = summary_prompt(record.summary, batch, self.context_tokens)
         try:
-            prompt = summary_prompt(record.summary, batch, self.context_tokens)
             summary = (await self.summarise(prompt)).strip()
         except Exception as error:
             log.warning("summary failed, messages kept for later: %s", type(error).__name__)
             return False
         if not summary:
             return False
-        folded = {m.id for m in batch}
+        folded = {m.id for m in batch[:held]}  # the others wait for the next summary
 
         def fold(current: ConversationRecord) -> ConversationRecord:
             if _forgotten_since(record, current):
@@ -480,7 +488,17 @@ class _ForgottenMeanwhile(Exception):
     being kept read its record."""
 
 
+def _forgetting(record: ConversationRecord) -> ConversationRecord:
+    """`record` marked as going through a forget of what was said (a new `lineage`): work that
+    read it before is not written back after."""
+    return replace(record, forgets=record.forgets + 1)
+
+
 def _forgotten_since(read: ConversationRecord, current: ConversationRecord) -> bool:
     """Whether something of `read` was forgotten before `current`: what was made of it (a
     summary, items) may hold what was forgotten, so it is not written back."""
-    return current.message_count == 0 or not read.lineage.goes_on_in(current.lineage)
+    return (
+        current.message_count == 0
+        or not read.lineage.goes_on_in(current.lineage)
+        or current.items_forgotten != read.items_forgotten
+    )

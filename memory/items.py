@@ -32,8 +32,8 @@ from memory.records import (
     MemoryItem,
     Message,
 )
-from memory.summary import CUT_MARKER, LINE_TOKENS
-from memory.tokens import count_tokens, fit_each
+from memory.summary import CUT_MARKER, FRAMING_TOKENS, LINE_TOKENS
+from memory.tokens import count_tokens, fit_oldest
 
 MAX_CURRENT_ITEMS = 200
 MAX_SUPERSEDED_ITEMS = 100
@@ -210,10 +210,11 @@ def without_items(record: ConversationRecord, ids: Iterable[str]) -> Conversatio
 
 def extraction_prompt(
     standing: Sequence[MemoryItem], messages: Sequence[Message], budget: int
-) -> list[ChatMessage]:
-    """The prompt that asks for items in `messages` beside the `standing` ones, within about
-    `budget` tokens: the newest standing items that fit a third of them, and the messages in
-    the rest, the longest cut where they do not fit (`fit_each`)."""
+) -> tuple[list[ChatMessage], int]:
+    """The prompt that asks for items in the oldest of `messages` beside the `standing` ones,
+    within about `budget` tokens, and how many of the messages it holds (the others are read
+    next time): the newest standing items that fit a third of the budget, and the messages in
+    the rest, whole (`fit_oldest`)."""
     listed: list[str] = []
     room = budget // 3
     for item in reversed(standing):
@@ -223,15 +224,11 @@ def extraction_prompt(
             break
         listed.append(line)
     kept = "\n".join(reversed(listed))
-    room = budget - count_tokens(EXTRACTION_INSTRUCTIONS) - count_tokens(kept)
-    texts = fit_each(
-        [_tidy(message.content) for message in messages],
-        room - LINE_TOKENS * len(messages),
-        CUT_MARKER,
-    )
+    room = budget - FRAMING_TOKENS - count_tokens(EXTRACTION_INSTRUCTIONS) - count_tokens(kept)
+    texts = fit_oldest([_tidy(m.content) for m in messages], room, CUT_MARKER, LINE_TOKENS)
     new = "\n".join(
         f"[{number}] ({message.at.date().isoformat()}) {_speaker(message)}: {text}"
-        for number, (message, text) in enumerate(zip(messages, texts, strict=True), 1)
+        for number, (message, text) in enumerate(zip(messages, texts, strict=False), 1)
     )
     return [
         ChatMessage(role="system", content=EXTRACTION_INSTRUCTIONS),
@@ -239,7 +236,7 @@ def extraction_prompt(
             role="user",
             content=f"Items already kept:\n{kept or '(none yet)'}\n\nNew messages:\n{new}",
         ),
-    ]
+    ], len(texts)
 
 
 def read_extraction(

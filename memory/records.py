@@ -147,7 +147,11 @@ class ConversationRecord:
     unextracted: int = 0
     """How many of the newest messages no item extraction has read yet."""
     forgets: int = 0
-    """How many times part of it was forgotten (`forget <words>`, an item's forget button)."""
+    """Raised by each forget of what was said (`forget <words>`, and before forgetting
+    everything), before and again after its deletions: see `lineage`."""
+    items_forgotten: int = 0
+    """How many items were forgotten by their own button (work under way that read them, an
+    extraction, is not written back)."""
 
     @property
     def lineage(self) -> Lineage:
@@ -182,6 +186,7 @@ class ConversationRecord:
             "items": [item.to_json() for item in self.items],
             "unextracted": self.unextracted,
             "forgets": self.forgets,
+            "items_forgotten": self.items_forgotten,
         }
 
     @classmethod
@@ -197,6 +202,7 @@ class ConversationRecord:
             items=tuple(MemoryItem.from_json(item) for item in data.get("items") or ()),
             unextracted=int(data.get("unextracted") or 0),
             forgets=int(data.get("forgets") or 0),
+            items_forgotten=int(data.get("items_forgotten") or 0),
         )
 
 

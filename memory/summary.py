@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 
 from memory.records import ChatMessage, Message
-from memory.tokens import count_tokens, fit_each, truncate_to_tokens
+from memory.tokens import count_tokens, fit_oldest, truncate_to_tokens
 
 CUT_MARKER = " [… cut to fit]"
 LINE_TOKENS = 14  # what a line adds around a message's text: its date, who said it, a break
+FRAMING_TOKENS = 24  # what a background prompt adds: its two messages and their headings
 
 # The model call memory is given (the chat model's `complete`); memory never imports a client.
 Complete = Callable[[Sequence[ChatMessage]], Awaitable[str]]
@@ -26,18 +27,19 @@ INSTRUCTIONS = (
 )
 
 
-def summary_prompt(previous: str, messages: Sequence[Message], budget: int) -> list[ChatMessage]:
-    """The prompt that folds `messages` into the `previous` summary, within about `budget`
-    tokens: the previous summary gets at most a quarter of them, and where the messages do not
-    fit the rest, the longest are cut (`fit_each`)."""
+def summary_prompt(
+    previous: str, messages: Sequence[Message], budget: int
+) -> tuple[list[ChatMessage], int]:
+    """The prompt that folds the oldest of `messages` into the `previous` summary, within about
+    `budget` tokens, and how many of them it holds (the others wait for the next summary): the
+    previous summary gets at most a quarter of the budget, the messages the rest, whole
+    (`fit_oldest`)."""
     previous = truncate_to_tokens(previous, budget // 4, CUT_MARKER) if previous else ""
-    room = (
-        budget - count_tokens(INSTRUCTIONS) - count_tokens(previous) - LINE_TOKENS * len(messages)
-    )
-    texts = fit_each([m.content for m in messages], room, CUT_MARKER)
+    room = budget - FRAMING_TOKENS - count_tokens(INSTRUCTIONS) - count_tokens(previous)
+    texts = fit_oldest([m.content for m in messages], room, CUT_MARKER, LINE_TOKENS)
     lines = "\n".join(
         f"[{m.at.date().isoformat()}] {'Person' if m.role == 'user' else 'Assistant'}: {text}"
-        for m, text in zip(messages, texts, strict=True)
+        for m, text in zip(messages, texts, strict=False)
     )
     return [
         ChatMessage(role="system", content=INSTRUCTIONS),
@@ -45,4 +47,4 @@ def summary_prompt(previous: str, messages: Sequence[Message], budget: int) -> l
             role="user",
             content=f"Current summary:\n{previous or '(none yet)'}\n\nNew messages:\n{lines}",
         ),
-    ]
+    ], len(texts)

@@ -74,23 +74,18 @@ def fit_to_tokens(text: str, limit: int, marker: str) -> tuple[str, int]:
     return (cut, size) if size <= limit else ("", 0)
 
 
-def fit_each(texts: Sequence[str], room: int, marker: str, shortest: int = 16) -> list[str]:
-    """`texts` cut so that together they take about `room` tokens at most: each whole where
-    all fit; otherwise those shorter than a fair share whole and the longer ones each cut to
-    the same share of what is left (never below `shortest` tokens, so that many texts in a
-    small room still say something each)."""
-    sizes = [count_tokens(text) for text in texts]
-    if sum(sizes) <= room:
-        return list(texts)
-    left, cap = room, 0
-    for waiting, size in enumerate(sorted(sizes)):
-        share = left // (len(sizes) - waiting)
-        if size > share:
-            cap = share
+def fit_oldest(texts: Sequence[str], room: int, marker: str, per_text: int = 0) -> list[str]:
+    """The first of `texts` that fit in `room` tokens together (each costing `per_text` more),
+    whole, in order; the first cut to fit when even it alone does not, so that there is always
+    one (when there are any). Counting stops at the first that does not fit, so a long text
+    further on costs nothing."""
+    fitted: list[str] = []
+    for text in texts:
+        size = count_tokens(text) + per_text
+        if size > room:
+            if not fitted:
+                fitted.append(truncate_to_tokens(text, max(room - per_text, 16), marker))
             break
-        left -= size
-    cap = max(cap, shortest)
-    return [
-        text if size <= cap else truncate_to_tokens(text, cap, marker)
-        for text, size in zip(texts, sizes, strict=True)
-    ]
+        fitted.append(text)
+        room -= size
+    return fitted

@@ -104,9 +104,10 @@ class StandInMemory:
         author: str = "",
         stopped: bool = False,
         lineage: Lineage | None = None,
-    ) -> None:
+    ) -> bool:
         self._call("remember")
         self.remembered.append((text, reply))
+        return True
 
     async def recall(self, key: str) -> ConversationRecord:
         self._call("recall")
@@ -513,7 +514,7 @@ class FailingAfterReply(StandInMemory):
         author: str = "",
         stopped: bool = False,
         lineage: Lineage | None = None,
-    ) -> None:
+    ) -> bool:
         raise RuntimeError("a bug after the answer went out")
 
 

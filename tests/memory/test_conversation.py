@@ -8,7 +8,7 @@ from itertools import count
 import pytest
 
 from memory import ChatMessage, ConversationMemory, MemoryStore, conversation
-from memory.context import MEMORY_HEADING, SUMMARY_HEADING
+from memory.context import MEMORY_HEADING, SUMMARY_HEADING, Context
 from memory.recall import query_terms
 from tests.conftest import StoreFactory, conversation_memory
 
@@ -279,6 +279,49 @@ async def test_a_turn_read_before_a_forget_is_not_kept_after_it(
     after = await memory.context_for("k", "hello")
     await memory.remember("k", "hello", "hi", lineage=after.lineage)
     assert (await memory.recall("k")).message_count == 2
+
+
+async def test_a_turn_read_while_a_forget_deletes_is_not_kept(
+    store_factory: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = await store_factory()
+    memory = memory_with(store, None)
+    await memory.remember("k", "my bank PIN is PINEAPPLE5521", "noted")
+    read: list[Context] = []
+    deleting = store.delete_messages
+
+    async def read_a_turn_meanwhile(key: str, ids: Sequence[str]) -> None:
+        # Another turn reads its context between the forget's first write and its deletions,
+        # while the archive still holds what is being forgotten.
+        read.append(await memory.context_for("k", "what is my PIN?"))
+        await deleting(key, ids)
+
+    monkeypatch.setattr(store, "delete_messages", read_a_turn_meanwhile)
+    await memory.forget_matching("k", "PINEAPPLE5521")
+    assert read
+    kept = await memory.remember(
+        "k", "what is my PIN?", "Your PIN is PINEAPPLE5521", lineage=read[0].lineage
+    )
+    assert kept is False
+    assert "PINEAPPLE5521" not in str((await memory.recall("k")).to_json())
+
+
+async def test_forgetting_an_item_by_its_button_drops_no_turn_under_way(
+    store_factory: StoreFactory,
+) -> None:
+    # In a group, one member forgets an item while another's message is being answered: the
+    # message says nothing forgotten, and is kept.
+    memory = memory_with(await store_factory(), None)
+    item = await memory.remember_item("k", "The office moves in June")
+    assert item is not None
+    read = await memory.context_for("k", "remember that the launch is on Friday")
+    await memory.forget_items("k", [item.id])
+    kept = await memory.remember(
+        "k", "remember that the launch is on Friday", "noted", lineage=read.lineage
+    )
+    assert kept is True
+    record = await memory.recall("k")
+    assert [i.text for i in record.current_items] == ["the launch is on Friday"]
 
 
 async def test_turns_read_at_once_are_all_kept(store_factory: StoreFactory) -> None:

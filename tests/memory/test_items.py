@@ -22,7 +22,7 @@ from memory.items import (
 )
 from memory.records import ChatMessage, MemoryItem, Message
 from memory.summary import summary_prompt
-from memory.tokens import prompt_tokens
+from memory.tokens import count_tokens, prompt_tokens
 from tests.conftest import StoreFactory, conversation_memory
 
 pytestmark = pytest.mark.integration
@@ -416,17 +416,29 @@ async def test_forget_by_words_forgets_every_match_the_summary_and_superseded_it
 
 def test_the_background_prompts_stay_within_the_budget_whatever_was_said() -> None:
     # A person (or one member of a group) sends messages of 16,000 emoji: the summary and the
-    # extraction prompts still fit the prompt budget, and every message is in them, the short
-    # ones whole.
+    # extraction prompts still fit the prompt budget; they hold the oldest messages that fit
+    # (the first one cut, when alone it does not), and the rest wait for the next call.
     at = datetime(2026, 3, 2, tzinfo=UTC)
-    said = [Message("user", "🎉" * 16_000, at) for _ in range(20)]
-    said.insert(3, Message("user", "My sister Ana moves to Porto in May", at))
+    short = [Message("user", f"My sister Ana moves to Porto in May, day {n}", at) for n in range(3)]
+    said = [*short, *(Message("user", "🎉" * 16_000, at) for _ in range(200))]
     standing = [MemoryItem(f"Item number {n} " + "word " * 60, at=at) for n in range(200)]
-    summary = summary_prompt("An earlier summary. " * 2000, said, 3000)
-    extraction = extraction_prompt(standing, said, 3000)
-    for prompt in (summary, extraction):
-        assert prompt_tokens(prompt) <= 3000 + 100  # the lines' own framing, counted roughly
-        assert "My sister Ana moves to Porto in May" in prompt[1]["content"]
-        assert prompt[1]["content"].count("🎉") > 20  # each long one still says something
+    for budget in (1000, 3000):
+        summary, folded = summary_prompt("An earlier summary. " * 2000, said, budget)
+        extraction, read = extraction_prompt(standing, said, budget)
+        for prompt, held in ((summary, folded), (extraction, read)):
+            assert prompt_tokens(prompt) <= budget + 60  # lines are counted roughly
+            assert 1 <= held < len(said)
+            assert "My sister Ana moves to Porto in May, day 0" in prompt[1]["content"]
+    # The smallest budget allowed is less than the instructions: one message still goes.
+    for prompt, held in (summary_prompt("", said, 200), extraction_prompt(standing, said, 200)):
+        assert held == 1
+        assert prompt_tokens(prompt) <= count_tokens(prompt[0]["content"]) + 60
+    huge_first = said[3:]
+    summary, folded = summary_prompt("", huge_first, 3000)
+    assert folded == 1
+    assert prompt_tokens(summary) <= 3000
+    assert "🎉" in summary[1]["content"]
+    extraction, read = extraction_prompt(standing, said, 3000)
+    assert read == 3  # the short ones whole; the next, alone too long, waits
     assert "Item number 199" in extraction[1]["content"]  # the newest standing items first
     assert "Item number 0 " not in extraction[1]["content"]

@@ -5,7 +5,7 @@ import tiktoken
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memory.tokens import count_tokens, fit_each, fit_to_tokens, truncate_to_tokens
+from memory.tokens import count_tokens, fit_oldest, fit_to_tokens, truncate_to_tokens
 
 pytestmark = pytest.mark.unit
 
@@ -39,28 +39,31 @@ def test_counts_are_the_same_for_short_texts_asked_twice_and_for_long_texts() ->
 @given(
     texts=st.lists(st.text(max_size=1500), max_size=12),
     room=st.integers(min_value=0, max_value=2000),
+    per_text=st.integers(min_value=0, max_value=20),
 )
-def test_texts_fitted_together_stay_within_the_room_and_short_ones_stay_whole(
-    texts: list[str], room: int
+def test_the_oldest_texts_that_fit_are_kept_whole_and_in_order(
+    texts: list[str], room: int, per_text: int
 ) -> None:
-    fitted = fit_each(texts, room, MARKER, shortest=16)
-    assert len(fitted) == len(texts)
-    total = sum(count_tokens(text) for text in fitted)
-    # Within the room, or each cut one at the floor of 16 tokens.
-    assert total <= max(room, 16 * len(texts))
-    if sum(count_tokens(text) for text in texts) <= room:
-        assert fitted == texts
-    cut = [n for n, (text, fit) in enumerate(zip(texts, fitted, strict=True)) if fit != text]
-    for n in cut:  # a cut one was longer than every whole one... or as long
-        assert fitted[n].endswith(MARKER) or fitted[n] == ""
-        whole = [count_tokens(t) for t, f in zip(texts, fitted, strict=True) if t == f]
-        assert all(count_tokens(texts[n]) >= size for size in whole)
+    fitted = fit_oldest(texts, room, MARKER, per_text)
+    if not texts:
+        assert fitted == []
+        return
+    cost = [count_tokens(text) + per_text for text in texts]
+    if cost[0] > room:  # alone too long: the first only, cut to fit (to 16 tokens at least)
+        assert len(fitted) == 1
+        assert count_tokens(fitted[0]) <= max(room - per_text, 16)
+        return
+    assert fitted == texts[: len(fitted)]  # whole, in order
+    assert sum(cost[: len(fitted)]) <= room
+    if len(fitted) < len(texts):  # the next one did not fit
+        assert sum(cost[: len(fitted) + 1]) > room
 
 
-def test_one_long_text_among_short_ones_is_the_one_cut() -> None:
-    texts = ["short one", "🎉" * 16_000, "another short one"]
-    fitted = fit_each(texts, 300, MARKER)
-    assert fitted[0] == "short one"
-    assert fitted[2] == "another short one"
-    assert fitted[1].endswith(MARKER)
-    assert sum(count_tokens(text) for text in fitted) <= 300
+def test_a_first_text_too_long_alone_is_cut_and_nothing_after_it_is_held() -> None:
+    assert fit_oldest(["short one", "another short one", "🎉" * 16_000], 300, MARKER) == [
+        "short one",
+        "another short one",
+    ]
+    [cut] = fit_oldest(["🎉" * 16_000, "short"], 100, MARKER)
+    assert cut.endswith(MARKER)
+    assert count_tokens(cut) <= 100
