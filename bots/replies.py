@@ -323,10 +323,16 @@ def card_text(text: str) -> str:
 
 def as_written(text: str) -> str:
     """Text someone wrote, to show in the bot's own message or card as they wrote it: control
-    and format characters (bidi overrides, zero-width) dropped, and a markdown link's `](`
-    broken, so that "[Sign in again](https://…)" never becomes a link in the bot's voice."""
-    shown = "".join(c for c in text if unicodedata.category(c) not in ("Cc", "Cf") or c == "\n")
+    and format characters (bidi overrides, zero-width spaces, tag characters) dropped, but not
+    the joiners that emoji sequences and some scripts need (ZWJ, ZWNJ); and a markdown link's
+    `](` broken, so that "[Sign in again](https://…)" never becomes a link in the bot's voice."""
+    shown = "".join(
+        c for c in text if c in _KEPT_INVISIBLE or unicodedata.category(c) not in ("Cc", "Cf")
+    )
     return shown.replace("](", "] (")
+
+
+_KEPT_INVISIBLE = frozenset("\n\u200c\u200d")  # a line break; ZWNJ and ZWJ
 
 
 def _items_card(

@@ -64,7 +64,7 @@ _SHARE_OF_BUDGET_PER_PART = 4  # summary, recent window and any one message: a q
 # Remembered text is quoted one line per message: no line break inside it can start a line
 # of its own (a forged date, or a forged "you answered"), nor can it close the quotation.
 _LINE_BREAKS = re.compile(r"\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]")
-_MEMORY_TAG = re.compile(r"<\s*/?\s*memory\b[^>]*>", re.IGNORECASE)
+_MEMORY_TAG = re.compile(r"<\s*/?\s*memory\b[^<>]*>", re.IGNORECASE)  # [^<>]: linear
 # Invisible characters (Unicode category Cf: zero-width spaces and joiners, direction marks,
 # soft hyphens, tag characters); `regex` knows Unicode's properties, `re` does not.
 _FORMAT_CHARACTERS = regex.compile(r"\p{Cf}+")

@@ -70,10 +70,15 @@ _DICTATED = re.compile(
 # the whole message took seconds on a long run of spaces.
 _REQUEST_AT_END = re.compile(
     r"[,.;!\n(\-\u2013\u2014\u2026]\s*(?:please\s+)?"
-    r"(?P<polite>(?:can|could|would|will)\s+you\s+(?:please\s+)?)?remember\s+(?:that|this)\Z",
+    r"(?P<polite>(?:can|could|would|will)\s+you\s+(?:please\s+)?)?remember\s+(?:that|this)"
+    r"(?:[\s,]{1,3}(?:please|pls|thanks|thank you))?\Z",
     re.IGNORECASE,
 )
 _REQUEST_TAIL = 80
+# In chat, what follows "remember that" when the request ends the message ("I prefer tea,
+# remember that please"): nothing to keep, so what came before it is kept.
+_NOTHING_SAID = frozenset({"that", "this", "that please", "please", "pls", "thanks", "thank you"})
+_SENTENCE_END = re.compile(r"[.!?]\s+")
 _CLOSING_MARKS = " \t\r\n.!?)]\"'\u201d\u2019\u2026"
 _CLAUSE_MARKS = " .!,;:-(\u2013\u2014\u2026"
 # What leads into a request without saying anything to keep: "By the way, remember that" and
@@ -134,7 +139,7 @@ def dictated(text: str, *, command: bool = False) -> str | None:
     # in chat keep what came before it ("I prefer tea, can you remember that?"). (The command
     # keeps "this" and "that?" as it always has.)
     word = said.casefold()
-    said_nothing = word == "that" or (not command and word.rstrip("?") in ("that", "this"))
+    said_nothing = word == "that" or (not command and word.rstrip("?") in _NOTHING_SAID)
     if match is None or said_nothing or not any(c.isalnum() for c in said):
         return None if command else _said_before(text)
     if not command and text[: match.start("text")].rstrip().endswith(",") and _GOES_ON.match(said):
@@ -162,6 +167,10 @@ def _said_before(text: str) -> str | None:
     # A question is no thing to keep ("Is it Friday? Remember that"), nor a lead-in alone.
     if said.endswith("?") or (len(said) <= _REQUEST_TAIL and _ONLY_A_LEAD_IN.fullmatch(said)):
         return None
+    if len(said) > MAX_ITEM_CHARS:  # what is asked to be kept is what was said last
+        tail = said[-MAX_ITEM_CHARS:]
+        sentence = _SENTENCE_END.search(tail)
+        said = tail[sentence.end() :] if sentence and sentence.end() < len(tail) else tail
     return said
 
 

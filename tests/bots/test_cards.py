@@ -18,7 +18,13 @@ from typing import Any
 
 import pytest
 
-from bots.replies import ADAPTIVE_CARD_VERSION, ItemLine, forget_confirmation, items_card
+from bots.replies import (
+    ADAPTIVE_CARD_VERSION,
+    ItemLine,
+    as_written,
+    forget_confirmation,
+    items_card,
+)
 from bots.wording import (
     GROUP_CHAT,
     GROUP_FORGET,
@@ -194,3 +200,13 @@ async def test_the_cards_sent_through_http_are_valid(tmp_path: Path) -> None:
         await server.stop()
     assert len(cards) == 5  # two `memory` cards, three forget questions
     assert_valid(cards)
+
+
+@pytest.mark.unit
+def test_text_someone_wrote_loses_hidden_controls_but_keeps_the_joiners_words_need() -> None:
+    # A right-to-left override and a zero-width space could disguise what is shown; ZWJ joins
+    # an emoji family, ZWNJ is part of how Persian words are spelled.
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
+    persian = "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"
+    shown = as_written(f"pay\u202eevil\u200b {family} {persian}\x07 [x](https://e.example)")
+    assert shown == f"payevil {family} {persian} [x] (https://e.example)"

@@ -13,6 +13,7 @@ import pytest
 from memory import ConversationMemory, ConversationRecord, MemoryStore
 from memory.items import (
     MAX_CURRENT_ITEMS,
+    MAX_ITEM_CHARS,
     NewItem,
     dictated,
     extraction_prompt,
@@ -127,6 +128,12 @@ def test_the_remember_command_is_never_read_as_a_question() -> None:
             "Maya starts school in Lyon",
             "fact",
         ),
+        (
+            "I prefer tea over coffee, remember that please",
+            "I prefer tea over coffee",
+            "preference",
+        ),
+        ("My badge number is 4471, remember that, thanks!", "My badge number is 4471", "fact"),
     ],
 )
 def test_what_a_person_asks_to_keep_after_saying_it_is_kept(
@@ -134,6 +141,15 @@ def test_what_a_person_asks_to_keep_after_saying_it_is_kept(
 ) -> None:
     assert dictated(said) == kept
     assert kind_of(kept) == kind
+
+
+def test_a_long_message_that_ends_asking_to_remember_keeps_its_last_sentences() -> None:
+    said = "So much happened this week. " * 25 + "My locker code is 4471, remember that"
+    kept = dictated(said)
+    assert kept is not None
+    assert kept.endswith("My locker code is 4471")
+    assert kept.startswith("So much happened")  # whole sentences, not a cut one
+    assert len(kept) <= MAX_ITEM_CHARS
 
 
 @pytest.mark.parametrize(
