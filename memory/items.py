@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from memory.recall import rank_items
 from memory.records import (
     ITEM_KINDS,
     ChatMessage,
@@ -39,6 +40,10 @@ MAX_CURRENT_ITEMS = 200
 MAX_SUPERSEDED_ITEMS = 100
 MAX_ITEM_CHARS = 300
 MAX_NEW_ITEMS = 20  # read from one extraction answer
+# What chooses the standing items an extraction lists: the start of its first messages (the
+# ranking reads a dozen terms at most, and reading more would only cost time).
+_READ_FOR_ITEMS = 300
+_MESSAGES_FOR_ITEMS = 10
 
 EXTRACTION_INSTRUCTIONS = (
     "You keep a list of short memory items about the people talking with an assistant, so the "
@@ -222,17 +227,20 @@ def extraction_prompt(
 ) -> tuple[list[ChatMessage], int]:
     """The prompt that asks for items in the oldest of `messages` beside the `standing` ones,
     within about `budget` tokens, and how many of the messages it holds (the others are read
-    next time): the newest standing items that fit a third of the budget, and the messages in
-    the rest, whole (`fit_oldest`)."""
-    listed: list[str] = []
+    next time): the standing items that fit a third of the budget, those the messages are most
+    about first, then the newest, and the messages in the rest, whole (`fit_oldest`)."""
+    # The standing items the new messages are most about first (those a new item may replace),
+    # then the newest; listed oldest first.
+    listed: dict[str, str] = {}
     room = budget // 3
-    for item in reversed(standing):
+    about = " ".join(m.content[:_READ_FOR_ITEMS] for m in messages[:_MESSAGES_FOR_ITEMS])
+    for item in rank_items(standing, about):
         line = f"- id {item.id} ({item.at.date().isoformat()}, {item.kind}): {item.text}"
         room -= count_tokens(line) + 1
         if room < 0:
             break
-        listed.append(line)
-    kept = "\n".join(reversed(listed))
+        listed[item.id] = line
+    kept = "\n".join(listed[item.id] for item in standing if item.id in listed)
     room = budget - FRAMING_TOKENS - count_tokens(EXTRACTION_INSTRUCTIONS) - count_tokens(kept)
     texts = fit_oldest([_tidy(m.content) for m in messages], room, CUT_MARKER, LINE_TOKENS)
     new = "\n".join(

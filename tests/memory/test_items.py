@@ -458,3 +458,9 @@ def test_the_background_prompts_stay_within_the_budget_whatever_was_said() -> No
     assert read == 3  # the short ones whole; the next, alone too long, waits
     assert "Item number 199" in extraction[1]["content"]  # the newest standing items first
     assert "Item number 0 " not in extraction[1]["content"]
+    # ... after those the new messages are about, however old (a new item may replace one).
+    standing[0] = MemoryItem("Their sister Ana lives in Lisbon", at=at)
+    extraction, _ = extraction_prompt(standing, said, 3000)
+    listed = extraction[1]["content"]
+    assert "Their sister Ana lives in Lisbon" in listed
+    assert listed.index("Their sister Ana") < listed.index("Item number 199")  # oldest first
