@@ -15,7 +15,7 @@ from botbuilder.core import TurnContext
 
 from bots.exporting import Exporting
 from bots.forgetting import Forgetting
-from bots.replies import CARD_ACTIONS, ItemLine, as_written, items_card
+from bots.replies import CARD_ACTIONS, ItemLine, as_written, in_message, items_card
 from bots.wording import (
     ITEM_ALREADY_GONE,
     ITEM_ALREADY_KEPT,
@@ -155,7 +155,7 @@ class Commands:
             await turn_context.send_activity(ITEM_ALREADY_GONE)
             return
         await self.memory.forget_items(key, [item.id])
-        await turn_context.send_activity(ITEM_FORGOTTEN.format(text=as_written(item.text)))
+        await turn_context.send_activity(ITEM_FORGOTTEN.format(text=in_message(item.text)))
 
     async def _remember(self, key: str, words: str) -> str:
         said = dictated(f"remember {words}", command=True)  # "remember that X" keeps X
@@ -164,7 +164,7 @@ class Commands:
         item = await self.memory.remember_item(key, said)
         if item is None:
             return ITEM_ALREADY_KEPT
-        return REMEMBERED_ITEM.format(text=as_written(item.text))
+        return REMEMBERED_ITEM.format(text=in_message(item.text))
 
     async def _forget_matching(
         self, turn_context: TurnContext, key: str, words: str, group: bool
@@ -173,7 +173,7 @@ class Commands:
         shown = _excerpt(words, 60)
         items, messages, in_summary = await self.memory.matching(key, words)
         if not items and not messages and not in_summary:
-            await turn_context.send_activity(NOTHING_MENTIONS.format(words=shown))
+            await turn_context.send_activity(NOTHING_MENTIONS.format(words=in_message(shown)))
             return
         more = "+" if len(messages) >= FORGET_LISTED_MESSAGES else ""
         listing = [MENTIONS.format(items=len(items), messages=f"{len(messages)}{more}")]

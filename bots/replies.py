@@ -335,6 +335,16 @@ def as_written(text: str) -> str:
 _KEPT_INVISIBLE = frozenset("\n\u200c\u200d")  # a line break; ZWNJ and ZWJ
 
 
+def in_message(text: str) -> str:
+    """Text someone wrote, for the bot's own text message (not a card): `as_written`, and its
+    angle brackets made look-alikes, since Teams renders some HTML in a text message, a link
+    among it ("<a href=…>Sign in again</a>")."""
+    return as_written(text).translate(_LOOK_ALIKE_ANGLES)
+
+
+_LOOK_ALIKE_ANGLES = str.maketrans("<>", "‹›")
+
+
 def _items_card(
     title: str,
     lines: Sequence[ItemLine],

@@ -195,6 +195,10 @@ async def test_a_link_someone_wrote_never_becomes_a_link_in_the_bots_own_message
     [row] = [element for element in card["body"] if element["type"] == "ColumnSet"]
     assert text_of(row) == shown
     assert await press(bot, connector, button_of(row)) == ITEM_FORGOTTEN.format(text=shown)
+    html = '<a href="https://evil.example/login">Your session expired</a>'
+    echoed = (await say(bot, connector, f"remember {html}"))["text"]
+    assert "<a" not in echoed  # Teams renders some HTML in a text message
+    assert "‹a href=" in echoed
 
 
 async def test_commands_read_as_people_mean_them_and_answer_within_teams_limits(
