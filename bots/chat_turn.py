@@ -100,9 +100,7 @@ class ChatTurn:
             stream_id = failure.stream_id if isinstance(failure, StreamedAnswerFailed) else None
             log.warning("model call failed: %s (%s)", type(error).__name__, error)
             kept = await self._remember(key, text, None, author, lineage)
-            await turn_context.send_activity(
-                closing_activity(model_failed(error, kept is True), stream_id)
-            )
+            await turn_context.send_activity(closing_activity(model_failed(error, kept), stream_id))
             return "model-failed"
         except Exception as error:
             if prompt is None:

@@ -256,9 +256,12 @@ NOT_KEPT = "I couldn't save your message either; please send it again in a minut
 TURN_FAILED = "Sorry, something went wrong on my side. Please try again."
 
 
-def model_failed(error: ModelError, kept: bool) -> str:
-    """What went wrong with the model, and whether the person's message was kept."""
+def model_failed(error: ModelError, kept: bool | None) -> str:
+    """What went wrong with the model, and whether the person's message was kept (None: it
+    was rightly not, something said having been forgotten meanwhile; nothing more is said)."""
     # The nearest class with a sentence: a ModelError subclass added later still reads well.
     kinds = [kind for kind in type(error).__mro__ if issubclass(kind, ModelError)]
     what_failed = next(MODEL_FAILED[kind] for kind in kinds if kind in MODEL_FAILED)
+    if kept is None:
+        return what_failed
     return f"{what_failed} {KEPT if kept else NOT_KEPT}"

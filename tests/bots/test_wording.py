@@ -28,6 +28,8 @@ def test_every_model_error_has_its_own_sentence() -> None:
 def test_a_model_failure_is_two_whole_sentences(kind: type[ModelError]) -> None:
     assert model_failed(kind("detail for the log"), kept=True) == f"{MODEL_FAILED[kind]} {KEPT}"
     assert model_failed(kind("detail"), kept=False) == f"{MODEL_FAILED[kind]} {NOT_KEPT}"
+    # Forgotten while it was answered: neither "kept" nor "send it again".
+    assert model_failed(kind("detail"), kept=None) == MODEL_FAILED[kind]
 
 
 def test_a_model_error_without_a_sentence_of_its_own_reads_as_its_nearest_kind() -> None:
